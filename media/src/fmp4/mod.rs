@@ -1,0 +1,1 @@
+//! Frames → fragmented MP4.

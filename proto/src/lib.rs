@@ -1,0 +1,2 @@
+//! recnode's wire formats (placeholder until the infra work adds prost-build).
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! The recnode binary (placeholder until the infra work lands).
+fn main() {}
