@@ -1,2 +1,37 @@
-//! The recnode binary (placeholder until the infra work lands).
-fn main() {}
+//! The recnode binary: parse arguments, set up logging, load the config, run the node.
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use recnode::{cli::Cli, config::Config, node};
+use tracing_subscriber::EnvFilter;
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // RUST_LOG filters logs (e.g. `RUST_LOG=recnode=debug`); the default is `info`.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line with the whole cause chain; no backtrace: these are operator
+            // errors (bad config, port in use), not bugs.
+            eprintln!("recnode: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
+    node::run(config).await?;
+    Ok(())
+}
