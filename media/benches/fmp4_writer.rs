@@ -95,7 +95,11 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(bytes as u64));
     group.sample_size(20);
     group.bench_function(format!("60s_1080p_2.5mbps_h264_aac_{count}_frames"), |b| {
-        b.iter_batched(|| input.clone(), |f| black_box(mux_all(f)), BatchSize::LargeInput)
+        b.iter_batched(
+            || input.clone(),
+            |f| black_box(mux_all(f)),
+            BatchSize::LargeInput,
+        )
     });
     group.finish();
 }
