@@ -237,6 +237,12 @@ impl FlvDemuxer {
         match body.u8("AACPacketType")? {
             0 => {
                 let asc = body.rest();
+                if asc.is_empty() {
+                    // `ffmpeg -c copy` from MPEG-TS/HLS sends an empty sequence header
+                    // before the real one; it carries nothing, so it is skipped (counted
+                    // as ignored), not treated as a broken config.
+                    return Ok(Vec::new());
+                }
                 let config = AacConfig::from_asc(asc).map_err(|source| FlvError::Config {
                     codec: Codec::Aac,
                     timestamp_ms,
@@ -388,6 +394,10 @@ impl FlvDemuxer {
 
     fn avc_sequence_start(&mut self, body: &mut Body<'_>) -> Result<Vec<MediaEvent>, FlvError> {
         let record = body.rest();
+        if record.is_empty() {
+            // An empty sequence header (sent by some encoders before the real one) is skipped.
+            return Ok(Vec::new());
+        }
         let config = AvcConfig::from_record(record)
             .map_err(Self::config_error(Codec::H264, body.timestamp_ms))?;
         let length_size = h264::record_length_size(record)
@@ -397,6 +407,10 @@ impl FlvDemuxer {
 
     fn hevc_sequence_start(&mut self, body: &mut Body<'_>) -> Result<Vec<MediaEvent>, FlvError> {
         let record = body.rest();
+        if record.is_empty() {
+            // An empty sequence header (sent by some encoders before the real one) is skipped.
+            return Ok(Vec::new());
+        }
         let config = HevcConfig::from_record(record)
             .map_err(Self::config_error(Codec::H265, body.timestamp_ms))?;
         let length_size = h265::record_length_size(record)

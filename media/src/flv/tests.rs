@@ -161,6 +161,24 @@ fn aac_sequence_header_and_raw_frames_become_config_and_frames() {
 }
 
 #[test]
+fn empty_sequence_headers_are_skipped_as_ffmpeg_stream_copy_sends_them() {
+    let mut demuxer = FlvDemuxer::new();
+    assert!(demuxer.push_audio(0, &[0xaf, 0]).unwrap().is_empty());
+    assert!(demuxer
+        .push_video(0, &[0x17, 0, 0, 0, 0])
+        .unwrap()
+        .is_empty());
+    assert_eq!(demuxer.stats().ignored, 2);
+    assert_eq!(demuxer.stats().errors, 0);
+    // The real header that follows is taken.
+    let events = demuxer.push_audio(0, &[0xaf, 0, 0x12, 0x10]).unwrap();
+    assert!(matches!(
+        events.as_slice(),
+        [MediaEvent::Config(CodecConfig::Aac(_))]
+    ));
+}
+
+#[test]
 fn aac_frame_before_its_config_is_an_error_and_counted() {
     let mut demuxer = FlvDemuxer::new();
     let err = demuxer.push_audio(7, &[0xaf, 1, 0x21]).unwrap_err();
@@ -241,7 +259,8 @@ fn truncated_and_garbage_bodies_are_errors_not_panics() {
     let record_body = avc_sequence_body(&hex(AVC_RECORD));
     let frame_body = avc_nalu_body(true, 0, &[&[0x65, 1, 2, 3, 4, 5]], 4);
     // The last 4 bytes are the optional High-profile extension.
-    for cut in 0..record_body.len() - 4 {
+    // Cutting right after the 5-byte tag header leaves an empty record, which is skipped.
+    for cut in (0..record_body.len() - 4).filter(|cut| *cut != 5) {
         assert!(
             FlvDemuxer::new()
                 .push_video(0, &record_body[..cut])

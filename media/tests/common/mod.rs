@@ -369,3 +369,22 @@ pub fn interleave(a: Vec<MediaEvent>, b: Vec<MediaEvent>) -> Vec<MediaEvent> {
     all.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
     all.into_iter().map(|(_, _, e)| e).collect()
 }
+
+/// Reads an FLV file tag by tag through the RTMP payload demuxer, as RTMP ingest would.
+pub fn demux_flv(path: &Path) -> Vec<MediaEvent> {
+    use recnode_media::flv::{FlvDemuxer, FlvReader, TagKind};
+    let data = fs::read(path).unwrap();
+    let mut demuxer = FlvDemuxer::new();
+    let mut events = Vec::new();
+    for tag in FlvReader::new(&data).expect("ffmpeg wrote a valid FLV header") {
+        let tag = tag.expect("ffmpeg wrote valid FLV tags");
+        let out = match tag.kind {
+            TagKind::Video => demuxer.push_video(tag.timestamp_ms, tag.data),
+            TagKind::Audio => demuxer.push_audio(tag.timestamp_ms, tag.data),
+            TagKind::Script => continue,
+        };
+        events.extend(out.expect("ffmpeg's tag bodies demux"));
+    }
+    assert_eq!(demuxer.stats().errors, 0, "{:?}", demuxer.stats());
+    events
+}
