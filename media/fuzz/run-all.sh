@@ -8,7 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 SECONDS_PER_TARGET=${1:-300}
 export RUSTC_BOOTSTRAP=1
 targets=$(cargo fuzz list)
-cargo fuzz build -O $targets >/dev/null
+cargo fuzz build -O >/dev/null
 for t in $targets; do
     mkdir -p "corpus/$t"
     log="artifacts/$t.log"

@@ -172,3 +172,70 @@ fn vp9_and_opus_over_rtp_record_every_frame() {
         &["-strict", "experimental"],
     );
 }
+
+/// The frames of an IVF file (header length at bytes 6..8; each frame: u32 size, u64 pts, data).
+fn ivf_frames(data: &[u8]) -> Vec<bytes::Bytes> {
+    assert_eq!(&data[..4], b"DKIF", "an IVF file");
+    let mut pos = usize::from(u16::from_le_bytes([data[6], data[7]]));
+    let mut frames = Vec::new();
+    while pos + 12 <= data.len() {
+        let size = u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
+        pos += 12;
+        frames.push(bytes::Bytes::copy_from_slice(&data[pos..pos + size]));
+        pos += size;
+    }
+    frames
+}
+
+#[test]
+fn av1_packetized_by_webrtc_rs_records_every_frame() {
+    use rtp::packetizer::Payloader;
+    // ffmpeg 5.1 has no AV1 RTP muxer, so the webrtc-rs payloader (what a webrtc-rs or
+    // browser publisher sends) packetizes ffmpeg's AV1 temporal units.
+    let dir = test_dir("av1_src");
+    let src = make_source(
+        &dir,
+        "src.ivf",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            LAVFI_VIDEO,
+            "-t",
+            "5",
+            "-c:v",
+            "libaom-av1",
+            "-usage",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-g",
+            "25",
+            "-b:v",
+            "300k",
+        ],
+    );
+    let mut payloader = rtp::codecs::av1::Av1Payloader {};
+    let mut packets = Vec::new();
+    let mut seq = 40_000u16;
+    for (i, tu) in ivf_frames(&std::fs::read(&src).unwrap()).iter().enumerate() {
+        let payloads = payloader.payload(1200, tu).expect("AV1 payloads");
+        let ts = (i as u32) * 3600;
+        for (j, payload) in payloads.iter().enumerate() {
+            let marker = if j + 1 == payloads.len() { 0x80 } else { 0 };
+            let mut p = vec![0x80, 96 | marker];
+            p.extend_from_slice(&seq.to_be_bytes());
+            p.extend_from_slice(&ts.to_be_bytes());
+            p.extend_from_slice(&0xA1A1_A1A1u32.to_be_bytes());
+            p.extend_from_slice(payload);
+            packets.push(p);
+            seq = seq.wrapping_add(1);
+        }
+    }
+    let mut rec = Recording::new(dir.join("rec"));
+    for e in depacketize(Codec::Av1, 90_000, &packets) {
+        rec.handle(e);
+    }
+    let manifest = rec.finish();
+    assert_recording_matches(&src, &rec, &manifest, false);
+}
