@@ -8,39 +8,14 @@ use common::*;
 use recnode_media::rtp::RtpDepacketizer;
 use recnode_media::Codec;
 
-const LAVFI_VIDEO: &str = "testsrc2=size=320x240:rate=25";
-const LAVFI_AUDIO: &str = "sine=frequency=440:sample_rate=44100";
-
 #[test]
 fn h264_with_b_frames_and_aac_from_flv_record_every_frame() {
     let dir = test_dir("flv_h264_aac");
-    let src = make_source(
+    let src = lavfi_source(
         &dir,
         "src.flv",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            LAVFI_VIDEO,
-            "-f",
-            "lavfi",
-            "-i",
-            LAVFI_AUDIO,
-            "-t",
-            "5",
-            "-c:v",
-            "libx264",
-            "-bf",
-            "2",
-            "-g",
-            "25",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "96k",
-        ],
+        Some(44_100),
+        "-c:v libx264 -bf 2 -g 25 -pix_fmt yuv420p -c:a aac -b:a 96k",
     );
     let mut rec = Recording::new(dir.join("rec"));
     for e in demux_flv(&src) {
@@ -57,33 +32,11 @@ fn h264_with_b_frames_and_aac_from_flv_record_every_frame() {
 #[test]
 fn h265_over_rtp_and_aac_from_flv_record_every_frame() {
     let dir = test_dir("h265_aac");
-    let src = make_source(
+    let src = lavfi_source(
         &dir,
         "src.ts",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            LAVFI_VIDEO,
-            "-f",
-            "lavfi",
-            "-i",
-            LAVFI_AUDIO,
-            "-t",
-            "5",
-            "-c:v",
-            "libx265",
-            "-g",
-            "25",
-            "-pix_fmt",
-            "yuv420p",
-            "-x265-params",
-            "bframes=0:repeat-headers=1:log-level=error",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "96k",
-        ],
+        Some(44_100),
+        "-c:v libx265 -g 25 -pix_fmt yuv420p -x265-params bframes=0:repeat-headers=1:log-level=error -c:a aac -b:a 96k",
     );
     // ffmpeg 5.1 cannot put HEVC in FLV, and AAC over RTP is not a path recnode takes,
     // so the video goes through the RTP depacketizer and the audio through the FLV demuxer.

@@ -46,41 +46,13 @@ fn record_rtp(name: &str, source: &Path, video: (Codec, u32), audio: (Codec, u32
     assert_recording_matches(source, &rec, &manifest, true);
 }
 
-const LAVFI_VIDEO: &str = "testsrc2=size=320x240:rate=25";
-const LAVFI_AUDIO: &str = "sine=frequency=440:sample_rate=48000";
-
 #[test]
 fn h264_and_opus_over_rtp_record_every_frame() {
-    let dir = test_dir("h264_opus_src");
-    let src = make_source(
-        &dir,
+    let src = lavfi_source(
+        &test_dir("h264_opus_src"),
         "src.ts",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            LAVFI_VIDEO,
-            "-f",
-            "lavfi",
-            "-i",
-            LAVFI_AUDIO,
-            "-t",
-            "5",
-            "-c:v",
-            "libx264",
-            "-bf",
-            "0",
-            "-g",
-            "25",
-            "-x264-params",
-            "repeat-headers=1",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "libopus",
-            "-b:a",
-            "64k",
-        ],
+        Some(48_000),
+        "-c:v libx264 -bf 0 -g 25 -x264-params repeat-headers=1 -pix_fmt yuv420p -c:a libopus -b:a 64k",
     );
     record_rtp(
         "h264_opus",
@@ -93,34 +65,11 @@ fn h264_and_opus_over_rtp_record_every_frame() {
 
 #[test]
 fn vp8_and_opus_over_rtp_record_every_frame() {
-    let dir = test_dir("vp8_opus_src");
-    let src = make_source(
-        &dir,
+    let src = lavfi_source(
+        &test_dir("vp8_opus_src"),
         "src.webm",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            LAVFI_VIDEO,
-            "-f",
-            "lavfi",
-            "-i",
-            LAVFI_AUDIO,
-            "-t",
-            "5",
-            "-c:v",
-            "libvpx",
-            "-g",
-            "25",
-            "-b:v",
-            "500k",
-            "-deadline",
-            "realtime",
-            "-c:a",
-            "libopus",
-            "-b:a",
-            "64k",
-        ],
+        Some(48_000),
+        "-c:v libvpx -g 25 -b:v 500k -deadline realtime -c:a libopus -b:a 64k",
     );
     record_rtp(
         "vp8_opus",
@@ -133,43 +82,20 @@ fn vp8_and_opus_over_rtp_record_every_frame() {
 
 #[test]
 fn vp9_and_opus_over_rtp_record_every_frame() {
-    let dir = test_dir("vp9_opus_src");
-    let src = make_source(
-        &dir,
+    let src = lavfi_source(
+        &test_dir("vp9_opus_src"),
         "src.webm",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            LAVFI_VIDEO,
-            "-f",
-            "lavfi",
-            "-i",
-            LAVFI_AUDIO,
-            "-t",
-            "5",
-            "-c:v",
-            "libvpx-vp9",
-            "-g",
-            "25",
-            "-b:v",
-            "500k",
-            "-deadline",
-            "realtime",
-            "-cpu-used",
-            "8",
-            "-c:a",
-            "libopus",
-            "-b:a",
-            "64k",
-        ],
+        Some(48_000),
+        "-c:v libvpx-vp9 -g 25 -b:v 500k -deadline realtime -cpu-used 8 -c:a libopus -b:a 64k",
     );
+    // ffmpeg marks its VP9 RTP packetizer experimental.
+    let experimental = ["-strict", "experimental"];
     record_rtp(
         "vp9_opus",
         &src,
         (Codec::Vp9, 90_000),
         (Codec::Opus, 48_000),
-        &["-strict", "experimental"],
+        &experimental,
     );
 }
 
@@ -193,27 +119,11 @@ fn av1_packetized_by_webrtc_rs_records_every_frame() {
     // ffmpeg 5.1 has no AV1 RTP muxer, so the webrtc-rs payloader (what a webrtc-rs or
     // browser publisher sends) packetizes ffmpeg's AV1 temporal units.
     let dir = test_dir("av1_src");
-    let src = make_source(
+    let src = lavfi_source(
         &dir,
         "src.ivf",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            LAVFI_VIDEO,
-            "-t",
-            "5",
-            "-c:v",
-            "libaom-av1",
-            "-usage",
-            "realtime",
-            "-cpu-used",
-            "8",
-            "-g",
-            "25",
-            "-b:v",
-            "300k",
-        ],
+        None,
+        "-c:v libaom-av1 -usage realtime -cpu-used 8 -g 25 -b:v 300k",
     );
     let mut payloader = rtp::codecs::av1::Av1Payloader {};
     let mut packets = Vec::new();

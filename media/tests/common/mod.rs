@@ -388,3 +388,26 @@ pub fn demux_flv(path: &Path) -> Vec<MediaEvent> {
     assert_eq!(demuxer.stats().errors, 0, "{:?}", demuxer.stats());
     events
 }
+
+/// Makes a 5 s test source: a 320x240 25 fps test pattern (plus a sine tone at
+/// `audio_rate` Hz, if given) encoded with `codec_args` (whitespace-separated ffmpeg options).
+pub fn lavfi_source(dir: &Path, name: &str, audio_rate: Option<u32>, codec_args: &str) -> PathBuf {
+    let mut args = vec![
+        "-f".to_string(),
+        "lavfi".into(),
+        "-i".into(),
+        "testsrc2=size=320x240:rate=25".into(),
+    ];
+    if let Some(rate) = audio_rate {
+        args.extend([
+            "-f".into(),
+            "lavfi".into(),
+            "-i".into(),
+            format!("sine=frequency=440:sample_rate={rate}"),
+        ]);
+    }
+    args.extend(["-t".into(), "5".into()]);
+    args.extend(codec_args.split_whitespace().map(str::to_string));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    make_source(dir, name, &refs)
+}
