@@ -7,9 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
-use super::{check_frame_limits, Assembled, PayloadDepacketizer, PayloadError, MAX_FRAME_BYTES};
+use super::nal::{for_each_aggregated, AccessUnit, Fragments};
+use super::{Assembled, PayloadDepacketizer, PayloadError, MAX_FRAME_BYTES};
 use crate::codec::h264::pps_id;
 use crate::codec::{AvcConfig, CodecConfig};
 
@@ -26,12 +27,9 @@ const FU_A: u8 = 28;
 #[derive(Debug, Default)]
 pub(crate) struct H264Depacketizer {
     /// The access unit so far, in AVCC form.
-    out: BytesMut,
-    units: usize,
-    has_vcl: bool,
-    keyframe: bool,
-    /// The NAL unit an FU-A sequence is rebuilding (header included).
-    fu: Option<BytesMut>,
+    unit: AccessUnit,
+    /// The NAL unit an FU-A sequence is rebuilding.
+    fu: Fragments,
     /// Parameter sets seen in the current access unit.
     new_sps: Option<Bytes>,
     new_pps: Vec<(u32, Bytes)>,
@@ -75,17 +73,10 @@ impl H264Depacketizer {
                     self.new_pps.push((id, Bytes::copy_from_slice(nal)));
                 }
             }
-            1..=5 => {
-                self.has_vcl = true;
-                self.keyframe |= nal_type == NAL_IDR;
-            }
             _ => {}
         }
-        check_frame_limits(self.out.len() + 4 + nal.len(), self.units + 1)?;
-        self.out.put_u32(nal.len() as u32);
-        self.out.put_slice(nal);
-        self.units += 1;
-        Ok(())
+        self.unit
+            .append(nal, (1..=5).contains(&nal_type), nal_type == NAL_IDR)
     }
 
     fn push_fu_a(&mut self, payload: &[u8]) -> Result<(), PayloadError> {
@@ -93,63 +84,12 @@ impl H264Depacketizer {
             return Err(PayloadError::Truncated("FU-A header"));
         }
         let (indicator, header) = (payload[0], payload[1]);
+        let nal_header = [(indicator & 0xe0) | (header & 0x1f)];
         let (start, end) = (header & 0x80 != 0, header & 0x40 != 0);
-        if start {
-            if self.fu.is_some() {
-                return Err(PayloadError::BadFragment(
-                    "FU-A start while the previous FU-A was not ended",
-                ));
-            }
-            let mut nal = BytesMut::with_capacity(payload.len() * 4);
-            nal.put_u8((indicator & 0xe0) | (header & 0x1f));
-            self.fu = Some(nal);
+        match self.fu.push(start, end, &nal_header, &payload[2..])? {
+            Some(nal) => self.add_nal(&nal),
+            None => Ok(()),
         }
-        let Some(nal) = self.fu.as_mut() else {
-            return Err(PayloadError::BadFragment(
-                "FU-A continuation without a start",
-            ));
-        };
-        if nal.len() + payload.len() - 2 > MAX_FRAME_BYTES {
-            let size = nal.len() + payload.len() - 2;
-            self.fu = None;
-            return Err(PayloadError::UnitTooLarge(size));
-        }
-        nal.put_slice(&payload[2..]);
-        if end {
-            // `self.fu` was set just above.
-            let nal = self.fu.take().unwrap_or_default();
-            self.add_nal(&nal)?;
-        }
-        Ok(())
-    }
-
-    fn push_stap_a(&mut self, payload: &[u8]) -> Result<(), PayloadError> {
-        let mut rest = &payload[1..];
-        if rest.is_empty() {
-            return Err(PayloadError::BadAggregationLength {
-                declared: 0,
-                remaining: 0,
-            });
-        }
-        while !rest.is_empty() {
-            if rest.len() < 2 {
-                return Err(PayloadError::BadAggregationLength {
-                    declared: 2,
-                    remaining: rest.len(),
-                });
-            }
-            let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-            rest = &rest[2..];
-            if len == 0 || len > rest.len() {
-                return Err(PayloadError::BadAggregationLength {
-                    declared: len,
-                    remaining: rest.len(),
-                });
-            }
-            self.add_nal(&rest[..len])?;
-            rest = &rest[len..];
-        }
-        Ok(())
     }
 
     /// Applies the parameter sets of the finished access unit; rebuilds the config on change.
@@ -202,46 +142,40 @@ impl PayloadDepacketizer for H264Depacketizer {
             return Err(PayloadError::Truncated("payload"));
         };
         let packet_type = b0 & 0x1f;
-        if packet_type != FU_A && self.fu.is_some() {
+        if packet_type != FU_A && self.fu.is_open() {
             return Err(PayloadError::BadFragment(
                 "FU-A not ended before the next NAL unit",
             ));
         }
         match packet_type {
             1..=23 => self.add_nal(payload),
-            STAP_A => self.push_stap_a(payload),
+            STAP_A => for_each_aggregated(&payload[1..], 1, |nal| self.add_nal(nal)),
             FU_A => self.push_fu_a(payload),
             t => Err(PayloadError::UnsupportedPacketType(t)),
         }
     }
 
     fn is_complete(&self) -> bool {
-        self.fu.is_none()
+        !self.fu.is_open()
     }
 
     fn finish(&mut self) -> Result<Option<Assembled>, PayloadError> {
-        if self.fu.is_some() {
+        if self.fu.is_open() {
             return Err(PayloadError::BadFragment(
                 "access unit ended inside an FU-A (truncated FU-A)",
             ));
         }
         self.update_config()?;
-        if !self.has_vcl {
-            // Parameter sets or SEI sent on their own: carry them into the next access unit.
+        let Some(assembled) = self.unit.take() else {
             return Ok(None);
-        }
-        let data = std::mem::take(&mut self.out).freeze();
-        let keyframe = self.keyframe;
+        };
         self.reset();
-        Ok(Some(Assembled { data, keyframe }))
+        Ok(Some(assembled))
     }
 
     fn reset(&mut self) {
-        self.out.clear();
-        self.units = 0;
-        self.has_vcl = false;
-        self.keyframe = false;
-        self.fu = None;
+        self.unit.clear();
+        self.fu.clear();
         self.new_sps = None;
         self.new_pps.clear();
     }

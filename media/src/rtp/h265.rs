@@ -8,9 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
-use super::{check_frame_limits, Assembled, PayloadDepacketizer, PayloadError, MAX_FRAME_BYTES};
+use super::nal::{for_each_aggregated, AccessUnit, Fragments};
+use super::{Assembled, PayloadDepacketizer, PayloadError, MAX_FRAME_BYTES};
 use crate::codec::h265::{nal_type, pps_id, NAL_PPS, NAL_SPS, NAL_VPS};
 use crate::codec::{CodecConfig, HevcConfig};
 
@@ -24,11 +25,10 @@ const PACI: u8 = 50;
 /// Reassembles H.265 access units from RTP payloads.
 #[derive(Debug, Default)]
 pub(crate) struct H265Depacketizer {
-    out: BytesMut,
-    units: usize,
-    has_vcl: bool,
-    keyframe: bool,
-    fu: Option<BytesMut>,
+    /// The access unit so far, in AVCC form.
+    unit: AccessUnit,
+    /// The NAL unit an FU sequence is rebuilding.
+    fu: Fragments,
     new_vps: Option<Bytes>,
     new_sps: Option<Bytes>,
     new_pps: Vec<(u32, Bytes)>,
@@ -90,17 +90,9 @@ impl H265Depacketizer {
                     self.new_pps.push((id, Bytes::copy_from_slice(nal)));
                 }
             }
-            0..=31 => {
-                self.has_vcl = true;
-                self.keyframe |= (16..=23).contains(&t);
-            }
             _ => {}
         }
-        check_frame_limits(self.out.len() + 4 + nal.len(), self.units + 1)?;
-        self.out.put_u32(nal.len() as u32);
-        self.out.put_slice(nal);
-        self.units += 1;
-        Ok(())
+        self.unit.append(nal, t <= 31, (16..=23).contains(&t))
     }
 
     fn push_fu(&mut self, payload: &[u8]) -> Result<(), PayloadError> {
@@ -108,61 +100,12 @@ impl H265Depacketizer {
             return Err(PayloadError::Truncated("FU header"));
         }
         let header = payload[2];
+        let nal_header = [(payload[0] & 0x81) | ((header & 0x3f) << 1), payload[1]];
         let (start, end) = (header & 0x80 != 0, header & 0x40 != 0);
-        if start {
-            if self.fu.is_some() {
-                return Err(PayloadError::BadFragment(
-                    "FU start while the previous FU was not ended",
-                ));
-            }
-            let mut nal = BytesMut::with_capacity(payload.len() * 4);
-            nal.put_u8((payload[0] & 0x81) | ((header & 0x3f) << 1));
-            nal.put_u8(payload[1]);
-            self.fu = Some(nal);
+        match self.fu.push(start, end, &nal_header, &payload[3..])? {
+            Some(nal) => self.add_nal(&nal),
+            None => Ok(()),
         }
-        let Some(nal) = self.fu.as_mut() else {
-            return Err(PayloadError::BadFragment("FU continuation without a start"));
-        };
-        let size = nal.len() + payload.len() - 3;
-        if size > MAX_FRAME_BYTES {
-            self.fu = None;
-            return Err(PayloadError::UnitTooLarge(size));
-        }
-        nal.put_slice(&payload[3..]);
-        if end {
-            let nal = self.fu.take().unwrap_or_default();
-            self.add_nal(&nal)?;
-        }
-        Ok(())
-    }
-
-    fn push_ap(&mut self, payload: &[u8]) -> Result<(), PayloadError> {
-        let mut rest = &payload[2..];
-        if rest.is_empty() {
-            return Err(PayloadError::BadAggregationLength {
-                declared: 0,
-                remaining: 0,
-            });
-        }
-        while !rest.is_empty() {
-            if rest.len() < 2 {
-                return Err(PayloadError::BadAggregationLength {
-                    declared: 2,
-                    remaining: rest.len(),
-                });
-            }
-            let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-            rest = &rest[2..];
-            if len < 2 || len > rest.len() {
-                return Err(PayloadError::BadAggregationLength {
-                    declared: len,
-                    remaining: rest.len(),
-                });
-            }
-            self.add_nal(&rest[..len])?;
-            rest = &rest[len..];
-        }
-        Ok(())
     }
 
     fn push_inner(&mut self, payload: &[u8], allow_paci: bool) -> Result<(), PayloadError> {
@@ -173,14 +116,14 @@ impl H265Depacketizer {
             return Err(PayloadError::BadFragment("forbidden_zero_bit set"));
         }
         let t = (payload[0] >> 1) & 0x3f;
-        if t != FU && self.fu.is_some() {
+        if t != FU && self.fu.is_open() {
             return Err(PayloadError::BadFragment(
                 "FU not ended before the next NAL unit",
             ));
         }
         match t {
             0..=47 => self.add_nal(payload),
-            AP => self.push_ap(payload),
+            AP => for_each_aggregated(&payload[2..], 2, |nal| self.add_nal(nal)),
             FU => self.push_fu(payload),
             PACI if allow_paci => {
                 let inner = unwrap_paci(payload)?;
@@ -250,31 +193,26 @@ impl PayloadDepacketizer for H265Depacketizer {
     }
 
     fn is_complete(&self) -> bool {
-        self.fu.is_none()
+        !self.fu.is_open()
     }
 
     fn finish(&mut self) -> Result<Option<Assembled>, PayloadError> {
-        if self.fu.is_some() {
+        if self.fu.is_open() {
             return Err(PayloadError::BadFragment(
                 "access unit ended inside an FU (truncated FU)",
             ));
         }
         self.update_config()?;
-        if !self.has_vcl {
+        let Some(assembled) = self.unit.take() else {
             return Ok(None);
-        }
-        let data = std::mem::take(&mut self.out).freeze();
-        let keyframe = self.keyframe;
+        };
         self.reset();
-        Ok(Some(Assembled { data, keyframe }))
+        Ok(Some(assembled))
     }
 
     fn reset(&mut self) {
-        self.out.clear();
-        self.units = 0;
-        self.has_vcl = false;
-        self.keyframe = false;
-        self.fu = None;
+        self.unit.clear();
+        self.fu.clear();
         self.new_vps = None;
         self.new_sps = None;
         self.new_pps.clear();

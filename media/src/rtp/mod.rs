@@ -27,6 +27,7 @@
 mod av1;
 mod h264;
 mod h265;
+mod nal;
 mod opus;
 mod reorder;
 mod vp8;
