@@ -4,47 +4,23 @@
 //!
 //! Needs `ffmpeg` and `ffprobe` on PATH (with libx264); fails, rather than skips, without them.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use common::*;
 use recnode_media::flv::{amf, FlvDemuxer, FlvReader, FlvWriter, FlvWriterOptions, TagKind};
 use recnode_media::{CodecConfig, Frame, MediaEvent};
 
-/// A per-test scratch directory under the system temp dir, removed on drop.
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("recnode-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        ScratchDir(dir)
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn path(p: &std::path::Path) -> &str {
+    p.to_str().expect("temp paths are UTF-8")
 }
 
 /// Runs a tool and returns (stdout, stderr); panics with a clear message if it is missing or fails.
-fn run(tool: &str, args: &[&str]) -> (String, String) {
-    let output = Command::new(tool).args(args).output().unwrap_or_else(|e| {
-        panic!("this test needs `{tool}` on PATH (install ffmpeg): {e}");
-    });
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(
-        output.status.success(),
-        "`{tool} {}` failed: {stderr}",
-        args.join(" ")
-    );
-    (stdout, stderr)
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("temp paths are UTF-8")
+fn run_text(tool: &str, args: &[&str]) -> (String, String) {
+    let out = run(tool, args);
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Reads and demuxes a whole file: the first config of each track and all frames in tag order.
@@ -73,79 +49,17 @@ fn demux(file: &[u8]) -> (Option<CodecConfig>, Option<CodecConfig>, Vec<Frame>) 
     (video, audio, frames)
 }
 
-fn frame_counts(file: &Path) -> String {
-    run(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_entries",
-            "stream=codec_type,nb_read_frames",
-            "-of",
-            "json",
-            path(file),
-        ],
-    )
-    .0
-}
-
-fn video_md5s(file: &Path) -> Vec<String> {
-    let (stdout, _) = run(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-i",
-            path(file),
-            "-map",
-            "0:v",
-            "-f",
-            "framemd5",
-            "-",
-        ],
-    );
-    stdout
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| line.rsplit(',').next().map(|md5| md5.trim().to_string()))
-        .collect()
-}
-
 #[test]
 fn ffmpeg_flv_survives_demux_and_rewrite_with_a_seekable_index() {
-    let dir = ScratchDir::new("flv-roundtrip");
-    let input = dir.0.join("x.flv");
-    let output = dir.0.join("out.flv");
-    run(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine",
-            "-t",
-            "3",
-            "-c:v",
-            "libx264",
-            "-bf",
-            "2",
-            "-g",
-            "25",
-            "-c:a",
-            "aac",
-            "-f",
-            "flv",
-            path(&input),
-        ],
+    let dir = test_dir("flv_roundtrip");
+    let input = lavfi_source(
+        &dir,
+        "x.flv",
+        Some(44_100),
+        "-c:v libx264 -bf 2 -g 25 -c:a aac",
     );
+    let output_path = dir.join("out.flv");
+    let output = &output_path;
     let original = std::fs::read(&input).unwrap();
     let (video, audio, frames) = demux(&original);
     assert!(
@@ -167,30 +81,27 @@ fn ffmpeg_flv_survives_demux_and_rewrite_with_a_seekable_index() {
     file[at..at + finish.metadata.len()].copy_from_slice(&finish.metadata);
     assert_eq!(finish.file_size, file.len() as u64);
     assert_eq!(
-        finish.keyframes_indexed, 3,
-        "one key frame per second for 3 s"
+        finish.keyframes_indexed, 5,
+        "one key frame per second for 5 s"
     );
-    std::fs::write(&output, &file).unwrap();
+    std::fs::write(output, &file).unwrap();
 
     // The rewritten file demuxes to the same frames.
     let (_, _, again) = demux(&file);
     assert_eq!(again, frames);
 
-    assert_eq!(frame_counts(&output), frame_counts(&input));
-    let (_, stderr) = run(
-        "ffmpeg",
-        &["-v", "error", "-i", path(&output), "-f", "null", "-"],
-    );
+    assert_eq!(count_frames(output), count_frames(&input));
     assert_eq!(
-        stderr, "",
+        decode_errors(output),
+        "",
         "ffmpeg reports problems decoding the rewritten FLV"
     );
-    let md5s = video_md5s(&output);
-    assert_eq!(md5s.len(), 75);
+    let md5s = video_md5s(output);
+    assert_eq!(md5s.len(), 125);
     assert_eq!(md5s, video_md5s(&input));
 
     // ffprobe takes duration and encoder from onMetaData and accepts the keyframe index.
-    let (stdout, stderr) = run(
+    let (stdout, stderr) = run_text(
         "ffprobe",
         &[
             "-v",
@@ -199,7 +110,7 @@ fn ffmpeg_flv_survives_demux_and_rewrite_with_a_seekable_index() {
             "format=duration:format_tags=encoder",
             "-of",
             "default=noprint_wrappers=1",
-            path(&output),
+            path(output),
         ],
     );
     assert!(
@@ -212,7 +123,7 @@ fn ffmpeg_flv_survives_demux_and_rewrite_with_a_seekable_index() {
         .find_map(|l| l.strip_prefix("duration="))
         .and_then(|d| d.parse().ok())
         .unwrap_or_else(|| panic!("no duration in {stdout}"));
-    assert!((duration - 3.0).abs() < 0.15, "duration {duration}");
+    assert!((duration - 5.0).abs() < 0.15, "duration {duration}");
 
     // The index our metadata carries points at video key frame tags.
     let meta = FlvReader::new(&file).unwrap().next().unwrap().unwrap();
@@ -227,11 +138,13 @@ fn ffmpeg_flv_survives_demux_and_rewrite_with_a_seekable_index() {
             amf::AmfValue::Number(0.0),
             amf::AmfValue::Number(1.0),
             amf::AmfValue::Number(2.0),
+            amf::AmfValue::Number(3.0),
+            amf::AmfValue::Number(4.0),
         ]))
     );
 
     // Seeking to 2 s lands on the key frame there and decodes cleanly.
-    let (stdout, stderr) = run(
+    let (stdout, stderr) = run_text(
         "ffmpeg",
         &[
             "-v",
@@ -239,7 +152,7 @@ fn ffmpeg_flv_survives_demux_and_rewrite_with_a_seekable_index() {
             "-ss",
             "2",
             "-i",
-            path(&output),
+            path(output),
             "-map",
             "0:v",
             "-frames:v",
