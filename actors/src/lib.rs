@@ -1,9 +1,9 @@
 //! recnode's actor layer.
 //!
-//! Every long-lived piece of a node is a supervised `ractor` actor: one `StreamActor`
-//! per live stream, one `RecorderSession` per recording, a `RotationTimer` per
-//! rotating recording, the uploader pool and the hook `Connector`. The actors do all
-//! I/O; the media work itself is delegated to the sans-IO [`recnode_media`] crate.
+//! Every long-lived piece of a node is a supervised `ractor` actor: one stream actor per
+//! live stream, one recorder session per recording, a rotation timer per rotating
+//! recording, the uploader and (later) the hook connector. The actors do all I/O; the
+//! media work itself is delegated to the sans-IO [`recnode_media`] crate.
 //!
 //! Contract (see `../shared/DESIGN.md`, "Supervision tree"):
 //! - restart policy lives only in supervisors, which override ractor's default of
@@ -12,10 +12,14 @@
 //!   is advertised across the cluster;
 //! - no actor blocks its loop: file I/O and CPU-heavy muxing run off the loop.
 //!
-//! The foundation issue only wires this crate into the dependency chain
-//! (`media` ← `actors` ← `cluster` ← `recnode`); the actors arrive with the recording
-//! pipeline.
+//! Modules: [`ingest`] (RTMP listener and connections), [`stream`] (live streams and the
+//! registry of them), [`recorder`] (recording sessions), [`uploader`] (spool → storage).
 #![deny(missing_docs)]
+
+pub mod ingest;
+pub mod recorder;
+pub mod stream;
+pub mod uploader;
 
 pub use recnode_media as media;
 pub use recnode_proto as proto;

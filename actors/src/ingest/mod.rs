@@ -1,0 +1,1 @@
+//! Ingest: the RTMP listener and one connection actor per publisher socket.
