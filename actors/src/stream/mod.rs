@@ -58,8 +58,6 @@ pub enum PublishRejected {
 }
 
 /// Messages to the stream supervisor, which owns the registry of live streams.
-///
-/// More variants (the recording API) are added by the recording pipeline.
 #[derive(RactorMessage)]
 pub enum StreamSupervisorMsg {
     /// An ingest connection wants to publish; the reply is the stream actor to send media to.
@@ -67,6 +65,115 @@ pub enum StreamSupervisorMsg {
         PublishRequest,
         RpcReplyPort<Result<ActorRef<StreamMsg>, PublishRejected>>,
     ),
+    /// `POST /api/record/{stream}`: start recording a live stream.
+    StartRecording {
+        /// The stream name (validated by the caller).
+        stream: String,
+        /// live777's `base_dir`: the record_dir to use exactly, relative to the storage root.
+        base_dir: Option<String>,
+        /// The new recording, or why not.
+        reply: RpcReplyPort<Result<RecordingInfo, RecordError>>,
+    },
+    /// `DELETE /api/record/{stream}`: stop the stream's recording; it closes cleanly.
+    StopRecording {
+        /// The stream name.
+        stream: String,
+        /// The recording that was stopped, or why not.
+        reply: RpcReplyPort<Result<RecordingInfo, RecordError>>,
+    },
+    /// `GET /api/record/{stream}`: whether the stream is being recorded.
+    RecordingStatus {
+        /// The stream name.
+        stream: String,
+        /// The status, or why not.
+        reply: RpcReplyPort<Result<RecordingStatus, RecordError>>,
+    },
+    /// `GET /api/streams`: every live stream with its codecs.
+    ListStreams(RpcReplyPort<Vec<StreamInfo>>),
+    /// SIGTERM: close every recording cleanly, then reply.
+    Shutdown(RpcReplyPort<()>),
+}
+
+/// A recording as live777's API describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingInfo {
+    /// The stream name.
+    pub id: String,
+    /// The 10-digit unix time at start, or `""` when a `base_dir` without one was given.
+    pub record_id: String,
+    /// Where the recording's objects live, relative to the storage root: `{stream}/{record_id}`.
+    pub record_dir: String,
+    /// `{record_dir}/manifest.mpd`.
+    pub mpd_path: String,
+}
+
+/// What `GET /api/record/{stream}` reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordingStatus {
+    /// Whether a recording is running.
+    pub recording: bool,
+    /// The running recording, if any.
+    pub current: Option<RecordingInfo>,
+    /// Seconds recorded so far in the running recording.
+    pub duration_seconds: f64,
+    /// How many times its recorder was restarted after a failure.
+    pub restarts: u32,
+}
+
+/// One live stream, as `GET /api/streams` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamInfo {
+    /// The stream name.
+    pub stream: String,
+    /// The RTMP app, or `whip`.
+    pub app: String,
+    /// How it is published.
+    pub protocol: IngestProtocol,
+    /// Codec names (`h264`, `aac`, ...) of its tracks so far.
+    pub codecs: Vec<String>,
+    /// Whether it is being recorded.
+    pub recording: bool,
+    /// When it went live, in unix milliseconds.
+    pub started_at_ms: u64,
+}
+
+/// Why a recording API call failed; the HTTP layer maps each to a status code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// No live stream by that name (404).
+    #[error("stream {stream:?} is not live")]
+    NotFound {
+        /// The stream name.
+        stream: String,
+    },
+    /// The stream is already being recorded (409).
+    #[error("stream {stream:?} is already being recorded")]
+    AlreadyRecording {
+        /// The stream name.
+        stream: String,
+    },
+    /// The stream is live but not being recorded (404 on stop).
+    #[error("stream {stream:?} is not being recorded")]
+    NotRecording {
+        /// The stream name.
+        stream: String,
+    },
+    /// The `base_dir` is absolute, contains `..`, or is otherwise unusable (400).
+    #[error("invalid base_dir {base_dir:?}: {reason}")]
+    InvalidBaseDir {
+        /// The base_dir as given.
+        base_dir: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The recorder could not start (disk, permissions) (500).
+    #[error("recording of {stream:?} failed to start: {message}")]
+    Failed {
+        /// The stream name.
+        stream: String,
+        /// The underlying error.
+        message: String,
+    },
 }
 
 /// Messages to one live stream's actor.
