@@ -29,6 +29,7 @@ pub mod dash;
 pub mod flv;
 pub mod fmp4;
 mod frame;
+pub mod recover;
 pub mod rtp;
 
 pub use codec::{Codec, CodecConfig};
