@@ -18,6 +18,7 @@
 
 pub mod ingest;
 pub mod recorder;
+pub mod recovery;
 pub mod stream;
 pub mod uploader;
 

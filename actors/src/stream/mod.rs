@@ -6,6 +6,22 @@
 //! ingest connection asks the supervisor to [`StreamSupervisorMsg::Publish`], receives the
 //! stream actor's reference, sends it [`StreamMsg::Media`] in arrival order and finally
 //! [`StreamMsg::Unpublish`].
+//!
+//! Actors: [`StreamSupervisor`] (`supervisor.rs`, the registry; started with
+//! [`start_streams`]) and [`StreamActor`] (`stream_actor.rs`, one per live stream), with
+//! the stream's frame cache in `gop.rs`. Recording settings are [`RecorderSettings`].
+
+mod gop;
+pub(crate) mod stream_actor;
+mod supervisor;
+
+pub use crate::recorder::{RecordFormats, RecorderSettings, RestartPolicy};
+pub use stream_actor::{
+    glob_matches, StreamActor, StreamActorArgs, StreamActorState, StreamInternal,
+};
+pub use supervisor::{
+    start_streams, StreamSupervisor, StreamSupervisorArgs, StreamSupervisorState,
+};
 
 use ractor::{ActorRef, RpcReplyPort};
 use ractor_cluster_derive::RactorMessage;
@@ -92,6 +108,26 @@ pub enum StreamSupervisorMsg {
     ListStreams(RpcReplyPort<Vec<StreamInfo>>),
     /// SIGTERM: close every recording cleanly, then reply.
     Shutdown(RpcReplyPort<()>),
+    /// Test hook: inject a fault into a live stream (`NotFound` if it is not live).
+    #[cfg(any(test, feature = "fault-injection"))]
+    InjectFault {
+        /// The stream name.
+        stream: String,
+        /// What to do.
+        fault: StreamFault,
+        /// Ok once the fault is handed to the stream actor.
+        reply: RpcReplyPort<Result<(), RecordError>>,
+    },
+}
+
+/// Faults tests can inject into a live stream (feature `fault-injection`).
+#[cfg(any(test, feature = "fault-injection"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamFault {
+    /// The running recording's recorder session fails at once, as on a write error.
+    FailRecorder,
+    /// Every rotation timer of the stream fires now instead of after `max_recording_seconds`.
+    FireRotationTimers,
 }
 
 /// A recording as live777's API describes it.
@@ -118,6 +154,9 @@ pub struct RecordingStatus {
     pub duration_seconds: f64,
     /// How many times its recorder was restarted after a failure.
     pub restarts: u32,
+    /// Why the stream's last recording failed for good (restart intensity exceeded), if it did;
+    /// `current` then describes that recording and `recording` is false.
+    pub failed: Option<String>,
 }
 
 /// One live stream, as `GET /api/streams` lists it.
@@ -183,6 +222,11 @@ pub enum StreamMsg {
     Media(MediaEvent),
     /// The publisher left (unpublish, socket closed or session timed out); recordings close cleanly.
     Unpublish,
+    /// From the stream supervisor and the stream's own recorder sessions and timers; not for ingest.
+    Internal(StreamInternal),
+    /// Test hook: inject a fault (feature `fault-injection`).
+    #[cfg(any(test, feature = "fault-injection"))]
+    InjectFault(StreamFault),
 }
 
 /// Why a stream name is not acceptable.

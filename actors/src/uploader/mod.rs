@@ -10,6 +10,14 @@ use ractor::RpcReplyPort;
 use ractor_cluster_derive::RactorMessage;
 use std::path::PathBuf;
 
+#[allow(clippy::module_inception)]
+mod uploader;
+
+pub use uploader::{
+    fs_operator, start_uploader, validate_key, UploadError, Uploader, UploaderArgs, UploaderState,
+    UploaderStats, WorkerReport,
+};
+
 /// One file to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadJob {
@@ -28,4 +36,9 @@ pub enum UploaderMsg {
     Enqueue(UploadJob),
     /// Replies once every job enqueued before this message is stored (shutdown and tests).
     Drain(RpcReplyPort<()>),
+    /// Replies with the counters so far.
+    Stats(RpcReplyPort<UploaderStats>),
+    /// A worker task reports progress on the job in flight (sent by the uploader itself).
+    #[doc(hidden)]
+    Report(WorkerReport),
 }
