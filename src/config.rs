@@ -36,6 +36,19 @@ pub struct Config {
     pub recorder: RecorderConfig,
     /// `[data]`: local state (spool, queues).
     pub data: DataConfig,
+    /// `[auth]`: the API's admin token and publishers' stream keys.
+    pub auth: AuthConfig,
+}
+
+/// `[auth]` section.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// When set, every `/api/*` call needs `Authorization: Bearer <admin_token>`.
+    pub admin_token: Option<String>,
+    /// Publish keys: a stream name, or a pattern with `*`, mapped to the key a publisher
+    /// must pass (`?key=...` over RTMP). Streams that match no entry need no key.
+    pub stream_keys: BTreeMap<String, String>,
 }
 
 /// `[http]` section.
@@ -377,6 +390,12 @@ pub enum ValidationError {
     /// A directory path is empty.
     #[error("key `{0}` must not be empty")]
     EmptyPath(&'static str),
+    /// `auth.admin_token` is set but empty.
+    #[error("key `auth.admin_token` must not be empty (remove it to disable API auth)")]
+    EmptyAdminToken,
+    /// An `auth.stream_keys` entry has an empty pattern or key.
+    #[error("key `auth.stream_keys`: entry {0:?} needs a non-empty pattern and key")]
+    EmptyStreamKey(String),
 }
 
 impl Config {
@@ -462,6 +481,17 @@ impl Config {
         }
         if self.data.dir.as_os_str().is_empty() {
             return Err(ValidationError::EmptyPath("data.dir"));
+        }
+        if self.auth.admin_token.as_deref() == Some("") {
+            return Err(ValidationError::EmptyAdminToken);
+        }
+        if let Some((pattern, _)) = self
+            .auth
+            .stream_keys
+            .iter()
+            .find(|(pattern, key)| pattern.is_empty() || key.is_empty())
+        {
+            return Err(ValidationError::EmptyStreamKey(pattern.clone()));
         }
         let (kind, required) = match &self.recorder.storage {
             StorageConfig::Fs(fs) => {
@@ -661,6 +691,20 @@ mod tests {
             })
         );
         assert_eq!(config.data.dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn auth_section_reads_admin_token_and_stream_key_patterns() {
+        let config = parse(
+            "[auth]\nadmin_token = \"${TOKEN}\"\n[auth.stream_keys]\n\"cam-*\" = \"k1\"\nshow = \"k2\"\n",
+            &[("TOKEN", "s3cret")],
+        )
+        .expect("valid auth section");
+        assert_eq!(config.auth.admin_token.as_deref(), Some("s3cret"));
+        assert_eq!(config.auth.stream_keys["cam-*"], "k1");
+        assert_eq!(config.auth.stream_keys["show"], "k2");
+        assert!(parse_err("[auth]\nadmin_token = \"\"\n", &[]).contains("auth.admin_token"));
+        assert!(parse_err("[auth.stream_keys]\nx = \"\"\n", &[]).contains("auth.stream_keys"));
     }
 
     #[test]

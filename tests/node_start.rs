@@ -9,7 +9,7 @@ use common::{http_get, Node};
 
 #[test]
 fn node_with_defaults_answers_healthz_and_stops_on_sigterm() {
-    let node = Node::start();
+    let mut node = Node::start();
 
     let health = http_get(node.http, "/healthz").expect("GET /healthz");
     assert_eq!(health.status, 200);
