@@ -1,33 +1,27 @@
 //! Starting and stopping a node from a loaded [`Config`].
 //!
-//! Start order: local directories → storage operator → uploader → spool recovery (what a
-//! killed node left behind is finished and re-queued before anything new is recorded) →
-//! stream supervisor → RTMP listener → HTTP. Stop order on SIGTERM/SIGINT is the reverse
-//! where it matters: stop taking publishers, close every recording cleanly, drain the
-//! uploads (bounded; what is left stays in the spool for the next start), stop HTTP.
+//! Start order: local directories → storage operator → the actor tree under
+//! `NodeSupervisor` (uploader, spool recovery, streams, RTMP) → HTTP. On SIGTERM/SIGINT
+//! the node supervisor stops taking publishers, closes every recording cleanly and drains
+//! the uploads (bounded; what is left stays in the spool for the next start); then HTTP
+//! stops. If the actor tree stops on its own, the process exits non-zero.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ractor::rpc::CallResult;
-use recnode_actors::ingest::{start_rtmp, IngestError, RtmpIngestArgs, StreamKeyRule};
-use recnode_actors::recovery::recover_spool;
-use recnode_actors::stream::{
-    start_streams, RecordFormats, RecorderSettings, RestartPolicy, StreamSupervisorArgs,
-    StreamSupervisorMsg,
-};
-use recnode_actors::uploader::{
-    fs_operator, start_uploader, UploadError, UploaderArgs, UploaderMsg,
-};
+use ractor::Actor;
+use recnode_actors::ingest::StreamKeyRule;
+use recnode_actors::node_supervisor::{NodeSupervisor, NodeSupervisorArgs, NodeSupervisorMsg};
+use recnode_actors::stream::{RecordFormats, RecorderSettings, RestartPolicy};
+use recnode_actors::uploader::{fs_operator, UploadError, UploaderArgs};
 
 use crate::config::{Config, RecordFormat, StorageConfig};
 use crate::http::ApiState;
 
-/// How long a clean shutdown waits for recordings to close.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a clean shutdown waits for queued uploads; the rest stays in the spool.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a clean shutdown may take: closing recordings, then draining uploads.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// Why the node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -63,9 +57,9 @@ pub enum NodeError {
         /// ractor's error.
         message: String,
     },
-    /// The RTMP listener could not start (for example, its port is taken).
-    #[error("RTMP ingest (key `rtmp.listen`)")]
-    Rtmp(#[source] IngestError),
+    /// The node's actors stopped on their own (a top-level actor failed; see the log).
+    #[error("the node's actors stopped unexpectedly")]
+    ActorsStopped,
     /// The HTTP server could not bind its address.
     #[error("cannot listen for HTTP on {addr} (key `http.listen`)")]
     HttpBind {
@@ -142,49 +136,37 @@ fn stream_key_rules(config: &Config) -> Vec<StreamKeyRule> {
 /// Runs a node until SIGINT/SIGTERM, then closes every recording before exiting.
 pub async fn run(config: Config) -> Result<(), NodeError> {
     prepare_dirs(&config)?;
-    let spool = spool_dir(&config);
     let operator = match &config.recorder.storage {
         StorageConfig::Fs(fs) => fs_operator(&fs.root).map_err(NodeError::Storage)?,
         other => {
             return Err(NodeError::UnsupportedStorage { kind: other.kind() });
         }
     };
-    let uploader = start_uploader(UploaderArgs {
-        operator,
-        spool_dir: spool.clone(),
-    })
-    .await
-    .map_err(NodeError::Storage)?;
-
-    match recover_spool(&spool, config.recorder.segment_seconds, &uploader).await {
-        Ok(report) => tracing::info!(?report, "spool recovery finished"),
-        // Recovery is best effort: what it could not finish stays in the spool, and the
-        // node still records new streams.
-        Err(e) => tracing::error!("spool recovery failed: {e}"),
-    }
-
-    let streams = start_streams(StreamSupervisorArgs {
+    let args = NodeSupervisorArgs {
+        uploader: UploaderArgs {
+            operator,
+            spool_dir: spool_dir(&config),
+        },
         recorder: recorder_settings(&config),
-        uploader: uploader.clone(),
-    })
-    .await
-    .map_err(|e| NodeError::Spawn {
-        what: "stream supervisor",
-        message: e.to_string(),
-    })?;
-
-    let (rtmp, rtmp_addr) = start_rtmp(RtmpIngestArgs {
-        listen: config.rtmp.listen,
-        apps: config.rtmp.apps.clone(),
+        rtmp_listen: config.rtmp.listen,
+        rtmp_apps: config.rtmp.apps.clone(),
         stream_keys: stream_key_rules(&config),
-        streams: streams.clone(),
-    })
-    .await
-    .map_err(NodeError::Rtmp)?;
+    };
+    let (node, node_done) = Actor::spawn(None, NodeSupervisor, args)
+        .await
+        .map_err(|e| NodeError::Spawn {
+            what: "node supervisor",
+            message: e.to_string(),
+        })?;
+    let handles =
+        ractor::call_t!(node, NodeSupervisorMsg::Handles, 5_000).map_err(|e| NodeError::Spawn {
+            what: "node supervisor",
+            message: e.to_string(),
+        })?;
 
     let addr = config.http.listen;
     let state = ApiState {
-        streams: streams.clone(),
+        streams: handles.streams.clone(),
         admin_token: config.auth.admin_token.clone(),
     };
     let server =
@@ -193,7 +175,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let mut serving = actix_web::rt::spawn(server);
     tracing::info!(
         http = %addr,
-        rtmp = %rtmp_addr,
+        rtmp = %handles.rtmp_addr,
         storage = config.recorder.storage.kind(),
         data_dir = %config.data.dir.display(),
         "recnode started"
@@ -201,37 +183,31 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(NodeError::Signals)?;
-    let served = tokio::select! {
-        _ = terminate.recv() => { tracing::info!("SIGTERM received; closing recordings"); None }
-        _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT received; closing recordings"); None }
-        result = &mut serving => Some(result),
+    let mut node_done = std::pin::pin!(node_done);
+    let outcome = tokio::select! {
+        _ = terminate.recv() => { tracing::info!("SIGTERM received; closing recordings"); Ok(()) }
+        _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT received; closing recordings"); Ok(()) }
+        result = &mut serving => match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(NodeError::HttpServe(e)),
+            Err(e) => Err(NodeError::HttpServe(std::io::Error::other(e))),
+        },
+        _ = &mut node_done => Err(NodeError::ActorsStopped),
     };
 
-    // No new publishers, then close what is recording, then hand the files to storage.
-    rtmp.stop(Some("node shutting down".into()));
-    match streams
-        .call(StreamSupervisorMsg::Shutdown, Some(CLOSE_TIMEOUT))
-        .await
-    {
-        Ok(CallResult::Success(())) => tracing::info!("all recordings closed"),
-        other => tracing::error!(?other, "recordings did not all close in time"),
-    }
-    match uploader.call(UploaderMsg::Drain, Some(DRAIN_TIMEOUT)).await {
-        Ok(CallResult::Success(())) => tracing::info!("uploads drained"),
-        _ => tracing::warn!(
-            "uploads not finished in {DRAIN_TIMEOUT:?}; the rest stays in the spool for the next start"
-        ),
-    }
-    streams.stop(None);
-    uploader.stop(None);
-    http.stop(true).await;
-    if let Some(result) = served {
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(NodeError::HttpServe(e)),
-            Err(e) => return Err(NodeError::HttpServe(std::io::Error::other(e))),
+    // No new publishers, every recording closed, uploads drained; then HTTP.
+    if outcome.is_ok() {
+        match node
+            .call(NodeSupervisorMsg::Shutdown, Some(SHUTDOWN_TIMEOUT))
+            .await
+        {
+            Ok(CallResult::Success(())) => {}
+            other => tracing::error!(?other, "shutdown did not finish in time"),
         }
     }
+    node.stop(None);
+    http.stop(true).await;
+    outcome?;
     tracing::info!("recnode stopped");
     Ok(())
 }

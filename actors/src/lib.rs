@@ -12,11 +12,12 @@
 //!   is advertised across the cluster;
 //! - no actor blocks its loop: file I/O and CPU-heavy muxing run off the loop.
 //!
-//! Modules: [`ingest`] (RTMP listener and connections), [`stream`] (live streams and the
+//! Modules: [`node_supervisor`] (the root: starts, owns and stops the rest), [`ingest`] (RTMP listener and connections), [`stream`] (live streams and the
 //! registry of them), [`recorder`] (recording sessions), [`uploader`] (spool → storage).
 #![deny(missing_docs)]
 
 pub mod ingest;
+pub mod node_supervisor;
 pub mod recorder;
 pub mod recovery;
 pub mod stream;

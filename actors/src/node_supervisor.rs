@@ -1,0 +1,200 @@
+//! The `NodeSupervisor`: the root of a node's actor tree.
+//!
+//! It owns the three top-level actors and starts them in dependency order: the
+//! [`Uploader`] (so that recorders and recovery have somewhere to send files), spool
+//! recovery (what a killed node left behind is finished and re-queued before anything new
+//! is recorded), the [`StreamSupervisor`], and the [`RtmpListener`] (publishers last).
+//! [`NodeSupervisorMsg::Shutdown`] stops them in the reverse order that keeps recordings
+//! whole: no new publishers, every recording closed, uploads drained (bounded).
+//!
+//! Restart policy: these three restart their own children (recorders, connections, the
+//! upload worker) and handle every expected error inside. One of them exiting is a bug,
+//! and restarting it in place would leave the others holding dead references, so the
+//! node supervisor escalates instead: it stops itself with the reason, the process exits
+//! non-zero, the process manager starts it again, and spool recovery completes the
+//! recordings that were open. Nothing restarts the node supervisor inside the process.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor_cluster_derive::RactorMessage;
+
+use crate::ingest::{RtmpIngestArgs, RtmpListener, RtmpListenerMsg, StreamKeyRule};
+use crate::recovery::recover_spool;
+use crate::stream::{
+    RecorderSettings, StreamSupervisor, StreamSupervisorArgs, StreamSupervisorMsg,
+};
+use crate::uploader::{Uploader, UploaderArgs, UploaderMsg};
+
+/// How long shutdown waits for recordings to close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long shutdown waits for queued uploads; the rest stays in the spool for the next start.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The root actor of a node.
+pub struct NodeSupervisor;
+
+/// What the node's actors need to start.
+pub struct NodeSupervisorArgs {
+    /// The storage operator and the spool.
+    pub uploader: UploaderArgs,
+    /// How recordings are made.
+    pub recorder: RecorderSettings,
+    /// Where the RTMP listener binds.
+    pub rtmp_listen: SocketAddr,
+    /// RTMP applications accepted.
+    pub rtmp_apps: Vec<String>,
+    /// Publish keys.
+    pub stream_keys: Vec<StreamKeyRule>,
+}
+
+/// Messages to the node supervisor.
+#[derive(RactorMessage)]
+pub enum NodeSupervisorMsg {
+    /// The stream supervisor (for the HTTP API) and the bound RTMP address.
+    Handles(RpcReplyPort<NodeHandles>),
+    /// Stop ingest, close every recording, drain uploads; replies when done.
+    Shutdown(RpcReplyPort<()>),
+}
+
+/// References the binary's HTTP layer needs.
+#[derive(Debug, Clone)]
+pub struct NodeHandles {
+    /// The registry of live streams, which answers the recording API.
+    pub streams: ActorRef<StreamSupervisorMsg>,
+    /// The address the RTMP listener bound.
+    pub rtmp_addr: SocketAddr,
+}
+
+/// The node supervisor's children.
+pub struct NodeSupervisorState {
+    uploader: ActorRef<UploaderMsg>,
+    streams: ActorRef<StreamSupervisorMsg>,
+    rtmp: ActorRef<RtmpListenerMsg>,
+    rtmp_addr: SocketAddr,
+    shutting_down: bool,
+}
+
+impl Actor for NodeSupervisor {
+    type Msg = NodeSupervisorMsg;
+    type State = NodeSupervisorState;
+    type Arguments = NodeSupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: NodeSupervisorArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let spool = args.uploader.spool_dir.clone();
+        let (uploader, _) =
+            Actor::spawn_linked(None, Uploader, args.uploader, myself.get_cell()).await?;
+
+        match recover_spool(&spool, args.recorder.segment_seconds, &uploader).await {
+            Ok(report) => tracing::info!(?report, "spool recovery finished"),
+            // Best effort: what could not be finished stays in the spool for an operator
+            // (and the next start); new streams are still recorded.
+            Err(e) => tracing::error!("spool recovery failed: {e}"),
+        }
+
+        let streams_args = StreamSupervisorArgs {
+            recorder: args.recorder,
+            uploader: uploader.clone(),
+        };
+        let (streams, _) =
+            Actor::spawn_linked(None, StreamSupervisor, streams_args, myself.get_cell()).await?;
+
+        let rtmp_args = RtmpIngestArgs {
+            listen: args.rtmp_listen,
+            apps: args.rtmp_apps,
+            stream_keys: args.stream_keys,
+            streams: streams.clone(),
+        };
+        let (rtmp, _) =
+            Actor::spawn_linked(None, RtmpListener, rtmp_args, myself.get_cell()).await?;
+        let rtmp_addr = ractor::call_t!(rtmp, RtmpListenerMsg::LocalAddr, 5_000)?;
+
+        Ok(NodeSupervisorState {
+            uploader,
+            streams,
+            rtmp,
+            rtmp_addr,
+            shutting_down: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            NodeSupervisorMsg::Handles(reply) => {
+                let _ = reply.send(NodeHandles {
+                    streams: state.streams.clone(),
+                    rtmp_addr: state.rtmp_addr,
+                });
+            }
+            NodeSupervisorMsg::Shutdown(reply) => {
+                state.shutting_down = true;
+                state.rtmp.stop(Some("node shutting down".into()));
+                match state
+                    .streams
+                    .call(StreamSupervisorMsg::Shutdown, Some(CLOSE_TIMEOUT))
+                    .await
+                {
+                    Ok(CallResult::Success(())) => tracing::info!("all recordings closed"),
+                    other => tracing::error!(?other, "recordings did not all close in time"),
+                }
+                match state
+                    .uploader
+                    .call(UploaderMsg::Drain, Some(DRAIN_TIMEOUT))
+                    .await
+                {
+                    Ok(CallResult::Success(())) => tracing::info!("uploads drained"),
+                    _ => tracing::warn!(
+                        "uploads not finished in {DRAIN_TIMEOUT:?}; the rest stays in the spool \
+                         for the next start"
+                    ),
+                }
+                state.streams.stop(None);
+                state.uploader.stop(None);
+                let _ = reply.send(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let (who, why) = match &event {
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                (cell.get_id(), reason.clone().unwrap_or_default())
+            }
+            SupervisionEvent::ActorFailed(cell, err) => (cell.get_id(), err.to_string()),
+            _ => return Ok(()),
+        };
+        if state.shutting_down {
+            return Ok(());
+        }
+        let name = if who == state.uploader.get_id() {
+            "uploader"
+        } else if who == state.streams.get_id() {
+            "stream supervisor"
+        } else if who == state.rtmp.get_id() {
+            "RTMP listener"
+        } else {
+            return Ok(());
+        };
+        // See the module docs: a top-level actor exiting is a bug; escalate to the process.
+        tracing::error!(actor = name, reason = %why, "top-level actor exited; stopping the node");
+        myself.stop(Some(format!("{name} exited: {why}")));
+        Ok(())
+    }
+}
