@@ -15,6 +15,8 @@ use actix_web::{web, App, HttpServer, ResponseError};
 use ractor::ActorRef;
 use recnode_actors::stream::StreamSupervisorMsg;
 
+#[cfg(feature = "fault-injection")]
+pub mod debug;
 pub mod error;
 pub mod health;
 pub mod record;
@@ -35,6 +37,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     health::routes(cfg);
 }
 
+/// Registers the test hooks of `debug.rs` under `/api` (feature `fault-injection` only).
+fn debug_routes(_cfg: &mut web::ServiceConfig) {
+    #[cfg(feature = "fault-injection")]
+    debug::routes(_cfg);
+}
+
 /// The application: health checks, the `/api` scope behind the admin token, and a JSON 404.
 pub fn app(
     state: ApiState,
@@ -53,7 +61,8 @@ pub fn app(
         .service(
             web::scope("/api")
                 .wrap(from_fn(require_admin_token))
-                .configure(record::routes),
+                .configure(record::routes)
+                .configure(debug_routes),
         )
         .default_service(web::to(error::unknown_route))
 }
