@@ -415,6 +415,7 @@ fn recover_record_dir(
                     timescale: timeline.timescale,
                     samples: 0,
                     bytes: 0,
+                    presentation_tail: 0,
                 },
             );
         }

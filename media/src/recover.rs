@@ -164,6 +164,7 @@ pub fn segment_info(
     let mut start = None;
     let mut duration = 0u64;
     let mut samples = 0u32;
+    let mut presentation_end = 0i128;
     for span in boxes(data).filter(|s| s.kind == Moof::KIND) {
         let moof = decode_moof(data, span)?;
         let missing = |what| RecoverError::MissingTiming {
@@ -180,12 +181,19 @@ pub fn segment_info(
         let default_duration = traf.tfhd.default_sample_duration.unwrap_or(0);
         for trun in &traf.trun {
             for entry in trun.samples.iter() {
-                duration += u64::from(entry.duration.unwrap_or(default_duration));
+                let d = u64::from(entry.duration.unwrap_or(default_duration));
+                // Presentation end relative to the segment start: decode time so far plus
+                // this sample's composition offset and duration.
+                let shown =
+                    i128::from(duration) + i128::from(entry.cts.unwrap_or(0)) + i128::from(d);
+                presentation_end = presentation_end.max(shown);
+                duration += d;
                 samples = samples.saturating_add(1);
             }
         }
     }
     let start = start.ok_or(RecoverError::NoFragment { track, number })?;
+    let presentation_tail = u64::try_from(presentation_end - i128::from(duration)).unwrap_or(0);
     Ok(SegmentInfo {
         track,
         number,
@@ -194,6 +202,7 @@ pub fn segment_info(
         timescale,
         samples,
         bytes: valid as u64,
+        presentation_tail,
     })
 }
 
@@ -672,6 +681,7 @@ mod tests {
                 timescale: 90_000,
                 samples: 1,
                 bytes: 10,
+                presentation_tail: 0,
             });
             let ta = 88_200 * i as u64;
             want_a.push((ta, 88_200));
@@ -683,6 +693,7 @@ mod tests {
                 timescale: 44_100,
                 samples: 1,
                 bytes: 10,
+                presentation_tail: 0,
             });
         }
         for text in [mpd.render_dynamic(1_700_000_010_000), mpd.render_static()] {

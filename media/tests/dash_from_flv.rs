@@ -62,3 +62,22 @@ fn h265_over_rtp_and_aac_from_flv_record_every_frame() {
     let manifest = rec.finish();
     assert_recording_matches(&src, &rec, &manifest, true);
 }
+
+#[test]
+fn a_video_only_recording_with_b_frames_plays_its_last_frames_through_the_manifest() {
+    // Without audio to lengthen the presentation, the manifest's duration alone decides
+    // whether players show the reordered frames that end the recording.
+    let dir = test_dir("flv_h264_only");
+    let src = lavfi_source(
+        &dir,
+        "src.flv",
+        None,
+        "-c:v libx264 -bf 2 -g 25 -pix_fmt yuv420p",
+    );
+    let mut rec = Recording::new(dir.join("rec"));
+    for e in demux_flv(&src) {
+        rec.handle(e);
+    }
+    let manifest = rec.finish();
+    assert_recording_matches(&src, &rec, &manifest, false);
+}

@@ -48,6 +48,8 @@ struct MpdTrack {
     runs: Vec<TimelineRun>,
     bytes: u64,
     duration: u64,
+    /// The last segment's presentation tail (reordered frames shown after its decode end).
+    tail: u64,
 }
 
 impl MpdTrack {
@@ -59,7 +61,9 @@ impl MpdTrack {
     }
 
     fn seconds(&self) -> f64 {
-        let end = self.runs.last().map_or(0, TimelineRun::end);
+        // The presentation ends after the decode timeline when the last frames are
+        // reordered; a duration that cut them off would make players drop them.
+        let end = self.runs.last().map_or(0, TimelineRun::end) + self.tail;
         let start = self.runs.first().map_or(0, |r| r.t);
         (end - start) as f64 / f64::from(self.timescale.max(1))
     }
@@ -108,6 +112,7 @@ impl Mpd {
             runs: Vec::new(),
             bytes: 0,
             duration: 0,
+            tail: 0,
         });
         self.tracks.sort_by_key(|t| t.kind);
     }
@@ -119,6 +124,7 @@ impl Mpd {
         };
         track.bytes += seg.bytes;
         track.duration += seg.duration;
+        track.tail = seg.presentation_tail;
         match track.runs.last_mut() {
             Some(run) if run.d == seg.duration && run.end() == seg.start => run.r += 1,
             _ => track.runs.push(TimelineRun {

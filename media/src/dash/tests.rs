@@ -23,6 +23,7 @@ fn seg(track: TrackKind, number: u32, start: u64, duration: u64) -> SegmentInfo 
         timescale: 90_000,
         samples: 50,
         bytes: 500_000,
+        presentation_tail: 0,
     }
 }
 
@@ -125,4 +126,17 @@ fn codec_strings_follow_rfc_6381() {
         codecs_string(&CodecConfig::Opus(OpusConfig::webrtc(2))),
         "opus"
     );
+}
+
+#[test]
+fn the_static_duration_covers_reordered_frames_shown_after_the_last_decode_time() {
+    let mut mpd = Mpd::new(0, 2.0);
+    mpd.add_track(&avc(), 90_000, 1);
+    mpd.push_segment(&seg(TrackKind::Video, 1, 0, 180_000));
+    let mut last = seg(TrackKind::Video, 2, 180_000, 180_000);
+    last.presentation_tail = 7_200;
+    mpd.push_segment(&last);
+    assert!(mpd
+        .render_static()
+        .contains("mediaPresentationDuration=\"PT4.080S\""));
 }

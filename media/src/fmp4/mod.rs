@@ -65,6 +65,9 @@ pub struct SegmentInfo {
     pub samples: u32,
     /// Its size in bytes, `styp` included.
     pub bytes: u64,
+    /// How far its last presented frame ends past its decode end (`start + duration`),
+    /// in `timescale` units: nonzero when frames are reordered (B-frames).
+    pub presentation_tail: u64,
 }
 
 impl SegmentInfo {
@@ -175,6 +178,8 @@ struct Track {
     segment_duration: u64,
     segment_samples: u32,
     segment_bytes: u64,
+    /// The latest presentation end (`dts + cts + duration`) of a sample in this segment.
+    segment_presentation_end: i64,
     /// `mfhd` sequence number of the next fragment.
     sequence: u32,
     waiting_for_keyframe: bool,
@@ -198,6 +203,7 @@ impl Track {
             segment_duration: 0,
             segment_samples: 0,
             segment_bytes: 0,
+            segment_presentation_end: 0,
             sequence: 1,
             waiting_for_keyframe: kind == TrackKind::Video,
         }
@@ -217,6 +223,9 @@ impl Track {
 
     fn append(&mut self, p: Pending, duration: u32) {
         self.last_duration = duration;
+        self.segment_presentation_end = self
+            .segment_presentation_end
+            .max(p.dts + i64::from(p.cts) + i64::from(duration));
         self.fragment_duration += u64::from(duration);
         // Rebased times are >= 0 by construction (see `shift`).
         let dts = u64::try_from(p.dts).unwrap_or(0);
@@ -257,6 +266,8 @@ impl Track {
         let Some(start) = self.segment_start.take() else {
             return Ok(());
         };
+        let decode_end = start + self.segment_duration;
+        let presentation_end = u64::try_from(self.segment_presentation_end).unwrap_or(0);
         out.push(MuxOutput::SegmentDone(SegmentInfo {
             track: self.kind,
             number: self.segment,
@@ -265,7 +276,9 @@ impl Track {
             timescale: self.timescale,
             samples: self.segment_samples,
             bytes: self.segment_bytes,
+            presentation_tail: presentation_end.saturating_sub(decode_end),
         }));
+        self.segment_presentation_end = 0;
         self.segment += 1;
         self.segment_duration = 0;
         self.segment_samples = 0;

@@ -197,3 +197,14 @@ fn backwards_timestamps_are_clamped_not_written_negative() {
     assert_eq!(m.stats().clamped_timestamps, 1);
     assert_eq!(segments(&out, TrackKind::Audio)[0].samples, 3);
 }
+
+#[test]
+fn reordered_frames_report_how_far_presentation_runs_past_the_decode_end() {
+    let out = record(3);
+    let v = segments(&out, TrackKind::Video);
+    // Every frame is shown 80 ms after it is decoded (cts = 80 ms at 90 kHz).
+    assert!(v.iter().all(|s| s.presentation_tail == 80 * 90), "{v:?}");
+    assert!(segments(&out, TrackKind::Audio)
+        .iter()
+        .all(|s| s.presentation_tail == 0));
+}
