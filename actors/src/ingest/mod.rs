@@ -28,7 +28,7 @@ use std::net::SocketAddr;
 
 use ractor::{Actor, ActorRef, SpawnErr};
 
-use crate::stream::StreamSupervisorMsg;
+use crate::stream::{glob_matches, StreamSupervisorMsg};
 
 pub use rtmp_listener::{RtmpListener, RtmpListenerMsg, RtmpListenerState};
 
@@ -232,32 +232,6 @@ pub(crate) fn parse_publish_name(name: &str) -> PublishName<'_> {
                 .find_map(|param| param.strip_prefix("key=")),
         },
     }
-}
-
-/// Whether `name` matches `pattern`, where `*` matches any (possibly empty) run of bytes.
-///
-/// Greedy matching with a single backtrack point: O(len(pattern) * len(name)) in the worst case.
-pub(crate) fn glob_matches(pattern: &str, name: &str) -> bool {
-    let (p, n) = (pattern.as_bytes(), name.as_bytes());
-    let (mut pi, mut ni) = (0, 0);
-    // Position of the last `*` in the pattern and the name position it was tried at.
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ni));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == n[ni] {
-            pi += 1;
-            ni += 1;
-        } else if let Some((star_pi, star_ni)) = star {
-            pi = star_pi + 1;
-            ni = star_ni + 1;
-            star = Some((star_pi, star_ni + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&b| b == b'*')
 }
 
 /// Compares two secrets without an early exit on the first differing byte.
