@@ -3,8 +3,10 @@
 //! conditions with a timeout (never a bare sleep).
 #![allow(dead_code)] // Each test binary uses a different subset of the helpers.
 
+#[path = "../../../media/tests/common/mod.rs"]
+mod media;
+
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use recnode_actors::media::flv::{FlvDemuxer, FlvReader, TagKind};
 use recnode_actors::media::MediaEvent;
 use recnode_actors::stream::{
     start_streams, IngestProtocol, PublishRequest, RecordError, RecordFormats, RecorderSettings,
@@ -80,52 +82,13 @@ pub fn source() -> &'static Path {
 
 /// The source read tag by tag through the RTMP payload demuxer, as RTMP ingest would.
 pub fn source_events() -> Vec<MediaEvent> {
-    let data = fs::read(source()).unwrap();
-    let mut demuxer = FlvDemuxer::new();
-    let mut events = Vec::new();
-    for tag in FlvReader::new(&data).expect("ffmpeg wrote a valid FLV header") {
-        let tag = tag.expect("ffmpeg wrote valid FLV tags");
-        let out = match tag.kind {
-            TagKind::Video => demuxer.push_video(tag.timestamp_ms, tag.data),
-            TagKind::Audio => demuxer.push_audio(tag.timestamp_ms, tag.data),
-            TagKind::Script => continue,
-        };
-        events.extend(out.expect("ffmpeg's tag bodies demux"));
-    }
-    events
+    media::demux_flv(source())
 }
 
 /// Decoded frame counts `(video, audio)` by `ffprobe -count_frames`, one stream type at a time.
 pub fn count_frames(path: &Path) -> (u64, u64) {
-    let count = |select: &str| -> u64 {
-        let out = Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-select_streams",
-                select,
-                "-count_frames",
-                "-show_entries",
-                "stream=nb_read_frames",
-                "-of",
-                "flat",
-            ])
-            .arg(path)
-            .stdin(Stdio::null())
-            .output()
-            .expect("ffprobe is required");
-        assert!(
-            out.status.success(),
-            "ffprobe {path:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.starts_with("streams.stream."))
-            .filter_map(|l| l.split_once('=')?.1.trim_matches('"').parse::<u64>().ok())
-            .sum()
-    };
-    (count("v"), count("a"))
+    let counts = media::count_frames(path);
+    (counts.video, counts.audio)
 }
 
 /// What `ffmpeg -v error -i X -f null -` prints (empty = decodes cleanly).
