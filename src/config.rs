@@ -112,6 +112,8 @@ pub struct RecorderConfig {
     pub formats: Vec<RecordFormat>,
     /// `[recorder.storage]`: where finished files go.
     pub storage: StorageConfig,
+    /// `[recorder.upload]`: how finished files travel from the spool to storage.
+    pub upload: UploadConfig,
 }
 
 impl Default for RecorderConfig {
@@ -123,6 +125,38 @@ impl Default for RecorderConfig {
             node_alias: String::new(),
             formats: vec![RecordFormat::Dash, RecordFormat::Flv],
             storage: StorageConfig::default(),
+            upload: UploadConfig::default(),
+        }
+    }
+}
+
+/// `[recorder.upload]`: the upload pool and live777's presigned-URL mode.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadConfig {
+    /// Presigned-URL mode: ask `presign_url` for PUT URLs instead of using credentials.
+    pub enabled: bool,
+    /// The presign service (`POST`, see `recnode_actors::uploader::PresignRequest`).
+    pub presign_url: Option<String>,
+    /// Bearer token sent to the presign service.
+    pub token: Option<String>,
+    /// How long a presigned URL should stay valid.
+    pub presign_ttl_seconds: u64,
+    /// How many uploads run at once (default 4).
+    pub concurrency: usize,
+    /// The longest wait between two attempts of a failing upload.
+    pub max_backoff_seconds: f64,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            presign_url: None,
+            token: None,
+            presign_ttl_seconds: 900,
+            concurrency: 4,
+            max_backoff_seconds: 30.0,
         }
     }
 }
@@ -284,12 +318,19 @@ pub struct OssStorage {
 pub struct DataConfig {
     /// Directory for the spool and the node's state (default `./data`).
     pub dir: PathBuf,
+    /// Below this many free bytes under `dir`, new recordings are refused (0: off).
+    pub min_free_bytes: u64,
+    /// Below this many free bytes, open recordings are closed cleanly (default: a
+    /// quarter of `min_free_bytes`).
+    pub hard_min_free_bytes: Option<u64>,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("./data"),
+            min_free_bytes: 1 << 30,
+            hard_min_free_bytes: None,
         }
     }
 }
