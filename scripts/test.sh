@@ -41,10 +41,32 @@ ensure_ffmpeg() {
     apt_install ffmpeg
 }
 
-# Placeholder for the storage issue: install and start an S3-compatible server for
-# the object-storage tests. Nothing needs one yet.
+# Tools the tests need that Debian does not package live under .tools/ (git-ignored),
+# so a second run installs nothing.
+TOOLS="$PWD/.tools"
+
+# The object-storage tests start their own S3 server on loopback: s3s-fs, a real S3
+# implementation over a local directory (tests/common/s3.rs starts and stops it).
 ensure_s3_server() {
-    :
+    if [ -x "$TOOLS/bin/s3s-fs" ]; then
+        return
+    fi
+    log "installing s3s-fs 0.14.1 into $TOOLS"
+    cargo install --locked s3s-fs --version 0.14.1 --features binary --root "$TOOLS" >&2
+}
+
+# An S3 client we did not write (boto3), for the tests to read the bucket with and for
+# the upload benchmark to compare against; in a venv so the system Python is untouched.
+ensure_python_tools() {
+    if [ -x "$TOOLS/venv/bin/python" ] && "$TOOLS/venv/bin/python" -c 'import boto3' 2>/dev/null; then
+        return
+    fi
+    if ! python3 -m venv --help >/dev/null 2>&1; then
+        apt_install python3-venv
+    fi
+    log "installing boto3 into $TOOLS/venv"
+    python3 -m venv "$TOOLS/venv"
+    "$TOOLS/venv/bin/pip" install --quiet boto3
 }
 
 # cargo-nextest runs the suite; without it (and if it cannot be installed) the
@@ -60,6 +82,7 @@ have_nextest() {
 
 ensure_ffmpeg
 ensure_s3_server
+ensure_python_tools
 
 if have_nextest; then
     cargo nextest run --workspace --no-fail-fast "$@"

@@ -2,6 +2,8 @@
 //! temporary working directory, wait on conditions with a timeout, speak minimal HTTP.
 #![allow(dead_code)] // Each test binary uses a different subset of the helpers.
 
+pub mod s3;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
