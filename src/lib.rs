@@ -13,3 +13,4 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod node;
+pub mod storage;

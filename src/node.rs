@@ -15,7 +15,7 @@ use ractor::Actor;
 use recnode_actors::ingest::StreamKeyRule;
 use recnode_actors::node_supervisor::{NodeSupervisor, NodeSupervisorArgs, NodeSupervisorMsg};
 use recnode_actors::stream::{RecordFormats, RecorderSettings, RestartPolicy};
-use recnode_actors::uploader::{fs_operator, UploadError, UploaderArgs};
+use recnode_actors::uploader::UploaderArgs;
 
 use crate::config::{Config, RecordFormat, StorageConfig};
 use crate::http::ApiState;
@@ -37,18 +37,9 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
-    /// The storage type is valid config but this build cannot write to it yet.
-    #[error(
-        "storage type `{kind}` (key `recorder.storage.type`) is not available in this build; \
-         use `fs`"
-    )]
-    UnsupportedStorage {
-        /// The configured type.
-        kind: &'static str,
-    },
-    /// The storage operator or the uploader could not start.
-    #[error("storage")]
-    Storage(#[source] UploadError),
+    /// The storage configuration cannot be used.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
     /// An actor could not be spawned.
     #[error("cannot start the {what} actor: {message}")]
     Spawn {
@@ -136,12 +127,7 @@ fn stream_key_rules(config: &Config) -> Vec<StreamKeyRule> {
 /// Runs a node until SIGINT/SIGTERM, then closes every recording before exiting.
 pub async fn run(config: Config) -> Result<(), NodeError> {
     prepare_dirs(&config)?;
-    let operator = match &config.recorder.storage {
-        StorageConfig::Fs(fs) => fs_operator(&fs.root).map_err(NodeError::Storage)?,
-        other => {
-            return Err(NodeError::UnsupportedStorage { kind: other.kind() });
-        }
-    };
+    let operator = crate::storage::build_operator(&config.recorder.storage)?;
     let args = NodeSupervisorArgs {
         uploader: UploaderArgs {
             operator,

@@ -69,6 +69,18 @@ pub enum UploaderMsg {
     Report(WorkerReport),
 }
 
+/// Installs, once per process, the TLS crypto provider (rustls with ring) and opendal's
+/// HTTP transport (reqwest). Call before building any remote storage operator or HTTP
+/// client; later calls do nothing.
+pub fn init_http_transport() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Fails only if another provider is installed already, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        opendal_http_transport_reqwest::install_default();
+    });
+}
+
 /// Where and how the uploader stores files.
 #[derive(Debug, Clone)]
 pub struct UploadSettings {
