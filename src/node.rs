@@ -106,6 +106,15 @@ fn recorder_settings(config: &Config) -> RecorderSettings {
         max_recording_seconds: r.max_recording_seconds,
         node_alias: r.node_alias.clone(),
         restart: RestartPolicy::default(),
+        disk: recnode_actors::disk_guard::DiskGuardSettings {
+            path: spool_dir(config),
+            min_free_bytes: config.data.min_free_bytes,
+            hard_min_free_bytes: config
+                .data
+                .hard_min_free_bytes
+                .unwrap_or(config.data.min_free_bytes / 4),
+            interval: std::time::Duration::from_secs(1),
+        },
     }
 }
 

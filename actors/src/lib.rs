@@ -16,6 +16,7 @@
 //! registry of them), [`recorder`] (recording sessions), [`uploader`] (spool → storage).
 #![deny(missing_docs)]
 
+pub mod disk_guard;
 pub mod ingest;
 pub mod node_supervisor;
 pub mod recorder;

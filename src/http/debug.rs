@@ -6,8 +6,12 @@
 //! - `fire-rotation`: every rotation timer of the stream fires now.
 //!
 //! Answers 204 once the stream actor has the fault, 404 `stream_not_found` when the
-//! stream is not live, 404 `unknown_fault` for any other fault name. It sits in the
-//! `/api` scope, behind the admin token like the rest of the API.
+//! stream is not live, 404 `unknown_fault` for any other fault name.
+//!
+//! `POST /api/debug/disk_free/{bytes}` makes the disk guard see `bytes` free bytes under
+//! the spool (`measure` returns to real measurements); 204 once the level is in effect.
+//!
+//! Both sit in the `/api` scope, behind the admin token like the rest of the API.
 
 use std::time::Duration;
 
@@ -24,7 +28,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Registers the debug routes (mounted under `/api`).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(inject_fault);
+    cfg.service(inject_fault).service(override_disk_free);
 }
 
 /// The fault a path segment names, if any.
@@ -83,6 +87,38 @@ async fn inject_fault(
         }),
         Ok(CallResult::Timeout) => Err(unavailable("did not answer in time")),
         Ok(CallResult::SenderError) | Err(_) => Err(unavailable("is not running")),
+    }
+}
+
+/// `POST /api/debug/disk_free/{bytes}`: overrides the disk guard's measurement.
+#[post("/debug/disk_free/{bytes}")]
+async fn override_disk_free(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let raw = path.into_inner();
+    let free = match raw.as_str() {
+        "measure" => None,
+        n => Some(n.parse::<u64>().map_err(|_| ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_bytes",
+            message: format!("{raw:?} is neither a byte count nor `measure`"),
+        })?),
+    };
+    match state
+        .streams
+        .call(
+            |reply| StreamSupervisorMsg::OverrideDiskFree(free, reply),
+            Some(CALL_TIMEOUT),
+        )
+        .await
+    {
+        Ok(CallResult::Success(())) => Ok(HttpResponse::NoContent().finish()),
+        _ => Err(ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "unavailable",
+            message: "the disk guard did not answer".to_string(),
+        }),
     }
 }
 

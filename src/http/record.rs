@@ -73,6 +73,9 @@ fn record_error(e: RecordError) -> ApiError {
         RecordError::AlreadyRecording { .. } => (StatusCode::CONFLICT, "already_recording"),
         RecordError::InvalidBaseDir { .. } => (StatusCode::BAD_REQUEST, "invalid_base_dir"),
         RecordError::Failed { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "record_failed"),
+        RecordError::InsufficientStorage { .. } => {
+            (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
+        }
     };
     ApiError {
         status,

@@ -409,6 +409,11 @@ impl Publisher {
         })
     }
 
+    /// Whether ffmpeg is still publishing.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("poll ffmpeg").is_none()
+    }
+
     /// Waits for ffmpeg to exit and asserts that it succeeded (the whole file was sent).
     pub fn wait_success(&mut self, timeout: Duration) {
         let status = self.wait(timeout);

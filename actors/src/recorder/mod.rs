@@ -51,6 +51,8 @@ pub struct RecorderSettings {
     pub node_alias: String,
     /// How failed recorder sessions are restarted.
     pub restart: RestartPolicy,
+    /// Free-space thresholds under the spool (`[data] min_free_bytes`).
+    pub disk: crate::disk_guard::DiskGuardSettings,
 }
 
 impl Default for RecorderSettings {
@@ -63,6 +65,7 @@ impl Default for RecorderSettings {
             max_recording_seconds: 0,
             node_alias: String::new(),
             restart: RestartPolicy::default(),
+            disk: crate::disk_guard::DiskGuardSettings::default(),
         }
     }
 }

@@ -108,6 +108,12 @@ pub enum StreamSupervisorMsg {
     ListStreams(RpcReplyPort<Vec<StreamInfo>>),
     /// SIGTERM: close every recording cleanly, then reply.
     Shutdown(RpcReplyPort<()>),
+    /// The disk guard found free space under the hard floor: stop every open recording
+    /// (each closes cleanly); streams stay live.
+    DiskCritical,
+    /// Test hook: make the disk guard see this many free bytes (`None`: measure again).
+    #[cfg(any(test, feature = "fault-injection"))]
+    OverrideDiskFree(Option<u64>, RpcReplyPort<()>),
     /// Test hook: inject a fault into a live stream (`NotFound` if it is not live).
     #[cfg(any(test, feature = "fault-injection"))]
     InjectFault {
@@ -204,6 +210,16 @@ pub enum RecordError {
         base_dir: String,
         /// What is wrong with it.
         reason: &'static str,
+    },
+    /// Free space under the spool is below `[data] min_free_bytes` (507).
+    #[error("recording of {stream:?} refused: {free_bytes} bytes free under the spool, below the minimum of {min_free_bytes}")]
+    InsufficientStorage {
+        /// The stream name.
+        stream: String,
+        /// Free bytes at the last measurement.
+        free_bytes: u64,
+        /// The configured minimum.
+        min_free_bytes: u64,
     },
     /// The recorder could not start (disk, permissions) (500).
     #[error("recording of {stream:?} failed to start: {message}")]

@@ -15,6 +15,7 @@ use super::stream_actor::{StreamActor, StreamActorArgs};
 use super::{
     PublishRejected, RecordError, StreamInfo, StreamInternal, StreamMsg, StreamSupervisorMsg,
 };
+use crate::disk_guard::{DiskGuard, DiskGuardArgs, DiskLevel, DiskStatus};
 use crate::recorder::RecorderSettings;
 use crate::uploader::UploaderMsg;
 use ractor::concurrency::oneshot;
@@ -44,6 +45,13 @@ pub struct StreamSupervisorArgs {
 /// The registry of live streams.
 pub struct StreamSupervisorState {
     settings: Arc<RecorderSettings>,
+    /// The same settings without `auto_streams`, for streams published while disk space is low.
+    settings_no_auto: Arc<RecorderSettings>,
+    /// Free space under the spool, measured by the disk guard child.
+    disk: DiskStatus,
+    /// The disk guard child.
+    #[cfg_attr(not(any(test, feature = "fault-injection")), allow(dead_code))]
+    disk_guard: ActorRef<crate::disk_guard::DiskGuardMsg>,
     uploader: ActorRef<UploaderMsg>,
     streams: HashMap<String, ActorRef<StreamMsg>>,
     by_id: HashMap<ActorId, String>,
@@ -83,11 +91,26 @@ impl Actor for StreamSupervisor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: StreamSupervisorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let disk = DiskStatus::new(&args.recorder.disk);
+        let guard = DiskGuardArgs {
+            settings: args.recorder.disk.clone(),
+            status: disk.clone(),
+            streams: myself.clone(),
+        };
+        let (disk_guard, _) =
+            Actor::spawn_linked(None, DiskGuard, guard, myself.get_cell()).await?;
+        let settings_no_auto = Arc::new(RecorderSettings {
+            auto_streams: Vec::new(),
+            ..args.recorder.clone()
+        });
         Ok(StreamSupervisorState {
             settings: Arc::new(args.recorder),
+            settings_no_auto,
+            disk,
+            disk_guard,
             uploader: args.uploader,
             streams: HashMap::new(),
             by_id: HashMap::new(),
@@ -117,9 +140,19 @@ impl Actor for StreamSupervisor {
                     return Ok(());
                 }
                 let name = request.stream.clone();
+                let settings = if state.disk.level() >= DiskLevel::Low {
+                    if glob_matches_any(&state.settings.auto_streams, &name) {
+                        tracing::warn!(stream = %name, free_bytes = state.disk.free_bytes(),
+                            min_free_bytes = state.disk.min_free_bytes(),
+                            "auto-record skipped: disk space low");
+                    }
+                    state.settings_no_auto.clone()
+                } else {
+                    state.settings.clone()
+                };
                 let args = StreamActorArgs {
                     request,
-                    settings: state.settings.clone(),
+                    settings,
                     uploader: state.uploader.clone(),
                 };
                 match Actor::spawn_linked(None, StreamActor, args, myself.get_cell()).await {
@@ -139,6 +172,15 @@ impl Actor for StreamSupervisor {
                 base_dir,
                 reply,
             } => match state.streams.get(&stream) {
+                Some(_) if state.disk.level() >= DiskLevel::Low => {
+                    let error = RecordError::InsufficientStorage {
+                        stream: stream.clone(),
+                        free_bytes: state.disk.free_bytes(),
+                        min_free_bytes: state.disk.min_free_bytes(),
+                    };
+                    tracing::warn!(%stream, "{error}");
+                    let _ = reply.send(Err(error));
+                }
                 Some(actor) => {
                     if let Err(StreamInternal(Internal::Start { reply, .. })) =
                         forward(actor, StreamInternal(Internal::Start { base_dir, reply }))
@@ -218,6 +260,27 @@ impl Actor for StreamSupervisor {
                     let _ = reply.send(());
                 });
             }
+            StreamSupervisorMsg::DiskCritical => {
+                for (name, actor) in &state.streams {
+                    let (tx, rx) = oneshot();
+                    if forward(actor, StreamInternal(Internal::Stop(tx.into()))).is_ok() {
+                        let name = name.clone();
+                        tokio::spawn(async move {
+                            if let Ok(Ok(info)) = rx.await {
+                                tracing::warn!(stream = %name, record_dir = %info.record_dir,
+                                    "recording closed: disk space critical");
+                            }
+                        });
+                    }
+                }
+            }
+            #[cfg(any(test, feature = "fault-injection"))]
+            StreamSupervisorMsg::OverrideDiskFree(free, reply) => {
+                // The guard replies once the new level is in effect.
+                let _ = state
+                    .disk_guard
+                    .cast(crate::disk_guard::DiskGuardMsg::OverrideFree(free, reply));
+            }
             #[cfg(any(test, feature = "fault-injection"))]
             StreamSupervisorMsg::InjectFault {
                 stream,
@@ -247,6 +310,14 @@ impl Actor for StreamSupervisor {
             SupervisionEvent::ActorTerminated(cell, _, _) => (cell, None),
             _ => return Ok(()),
         };
+        if !state.by_id.contains_key(&cell.get_id()) {
+            // Not a stream: the disk guard. Without it no new recording could be refused
+            // safely, so this is a bug worth escalating.
+            if let Some(err) = failure {
+                return Err(format!("disk guard failed: {err}").into());
+            }
+            return Ok(());
+        }
         if let Some(name) = state.by_id.remove(&cell.get_id()) {
             if state
                 .streams
@@ -281,4 +352,11 @@ async fn list_streams(actors: Vec<ActorRef<StreamMsg>>, reply: RpcReplyPort<Vec<
     }
     infos.sort_by(|a, b| a.stream.cmp(&b.stream));
     let _ = reply.send(infos);
+}
+
+/// Whether `name` matches any of the `auto_streams` patterns.
+fn glob_matches_any(patterns: &[String], name: &str) -> bool {
+    patterns
+        .iter()
+        .any(|p| super::stream_actor::glob_matches(p, name))
 }

@@ -236,6 +236,7 @@ pub fn settings(spool: &Path, auto: &[&str]) -> RecorderSettings {
             within: Duration::from_secs(10),
             backoff_base: Duration::from_millis(20),
         },
+        disk: Default::default(),
     }
 }
 
