@@ -21,6 +21,7 @@
 
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,8 +49,14 @@ use crate::stream::{
 
 /// The most bytes one read hands to the actor (the in-flight bound per connection).
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
-/// A publisher that sends nothing for this long is disconnected (and unpublished).
+/// A connection that sends nothing for this long before it publishes is disconnected.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A publishing connection that sends nothing for this long is disconnected and its
+/// stream unpublished. A live encoder sends media many times a second; this frees the
+/// name of a publisher whose connection dropped without a FIN (a half-open socket), so
+/// its reconnect (OBS retries every few seconds) is accepted instead of refused for
+/// minutes.
+pub(crate) const PUBLISHING_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A publisher that does not read our responses for this long is disconnected.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the stream supervisor has to answer a `Publish`.
@@ -146,6 +153,8 @@ pub struct RtmpConnectionState {
     reader: Option<JoinHandle<()>>,
     protocol: Protocol,
     published: Option<Published>,
+    /// The reader's idle timeout in milliseconds, shortened once the connection publishes.
+    idle_ms: Arc<AtomicU64>,
     demuxer: FlvDemuxer,
     demux_errors: DemuxErrorLog,
     span: Span,
@@ -174,6 +183,7 @@ impl Actor for RtmpConnection {
             reader: None,
             protocol: Protocol::Handshake(Box::new(Handshake::new(PeerType::Server))),
             published: None,
+            idle_ms: Arc::new(AtomicU64::new(IDLE_TIMEOUT.as_millis() as u64)),
             demuxer: FlvDemuxer::new(),
             demux_errors: DemuxErrorLog::default(),
             span,
@@ -187,7 +197,7 @@ impl Actor for RtmpConnection {
     ) -> Result<(), ActorProcessingErr> {
         if let Some(read_half) = state.read_half.take() {
             state.reader = Some(tokio::spawn(
-                read_loop(read_half, myself).instrument(state.span.clone()),
+                read_loop(read_half, myself, state.idle_ms.clone()).instrument(state.span.clone()),
             ));
         }
         Ok(())
@@ -238,13 +248,18 @@ impl Actor for RtmpConnection {
 }
 
 /// Reads the socket and hands each chunk to the connection, one at a time (see the module doc).
-async fn read_loop(mut read_half: OwnedReadHalf, connection: ActorRef<RtmpConnectionMsg>) {
+async fn read_loop(
+    mut read_half: OwnedReadHalf,
+    connection: ActorRef<RtmpConnectionMsg>,
+    idle_ms: Arc<AtomicU64>,
+) {
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
-        let reason = match tokio::time::timeout(IDLE_TIMEOUT, read_half.read(&mut buf)).await {
+        let idle = Duration::from_millis(idle_ms.load(Ordering::Relaxed));
+        let reason = match tokio::time::timeout(idle, read_half.read(&mut buf)).await {
             Err(_) => format!(
-                "no data from the publisher for {} s",
-                IDLE_TIMEOUT.as_secs()
+                "no data from the publisher for {} s (connection presumed dead)",
+                idle.as_secs_f64()
             ),
             Ok(Ok(0)) => "socket closed by the publisher".to_string(),
             Ok(Err(err)) => format!("socket read failed: {err}"),
@@ -577,6 +592,10 @@ impl RtmpConnectionState {
                     stream: stream.clone(),
                     stream_ref,
                 });
+                self.idle_ms.store(
+                    PUBLISHING_IDLE_TIMEOUT.as_millis() as u64,
+                    Ordering::Relaxed,
+                );
                 return match self.session_call(|session| session.accept_request(request_id)) {
                     Ok(results) => {
                         push_outbound(results, out);
