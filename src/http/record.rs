@@ -147,6 +147,8 @@ async fn recording_status(
         "recording": status.recording,
         "duration_seconds": status.duration_seconds,
         "restarts": status.restarts,
+        // Why the stream's last recording failed for good, or null.
+        "failed": status.failed,
     });
     if let (Some(current), Some(map)) = (&status.current, body.as_object_mut()) {
         if let serde_json::Value::Object(info) = info_json(current) {
