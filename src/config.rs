@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -437,6 +438,53 @@ pub enum ValidationError {
     /// An `auth.stream_keys` entry has an empty pattern or key.
     #[error("key `auth.stream_keys`: entry {0:?} needs a non-empty pattern and key")]
     EmptyStreamKey(String),
+    /// `recorder.upload.enabled` is true but `presign_url` is not set.
+    #[error("key `recorder.upload.presign_url` is required when `recorder.upload.enabled = true`")]
+    MissingPresignUrl,
+    /// `recorder.upload.presign_url` is not an http(s) URL.
+    #[error("key `recorder.upload.presign_url` must be an http:// or https:// URL with a host, got {0:?}")]
+    BadPresignUrl(String),
+    /// `recorder.upload.concurrency` is zero.
+    #[error("key `recorder.upload.concurrency` must be at least 1")]
+    UploadConcurrency,
+    /// `recorder.upload.max_backoff_seconds` is zero, negative, not finite or too large.
+    #[error(
+        "key `recorder.upload.max_backoff_seconds` must be a finite number of seconds > 0, got {0}"
+    )]
+    MaxBackoff(f64),
+    /// `recorder.upload.presign_ttl_seconds` is outside 1..=604800 (7 days, S3's limit).
+    #[error("key `recorder.upload.presign_ttl_seconds` must be between 1 and {MAX_PRESIGN_TTL_SECONDS} (7 days), got {0}")]
+    PresignTtl(u64),
+    /// `data.hard_min_free_bytes` is above `data.min_free_bytes`.
+    #[error(
+        "key `data.hard_min_free_bytes` ({hard}) must not exceed `data.min_free_bytes` ({min})"
+    )]
+    HardMinFreeBytes {
+        /// `data.hard_min_free_bytes`.
+        hard: u64,
+        /// `data.min_free_bytes`.
+        min: u64,
+    },
+}
+
+/// The longest validity of a presigned URL, in seconds (7 days; S3's SigV4 limit).
+pub const MAX_PRESIGN_TTL_SECONDS: u64 = 604_800;
+
+/// True for `http://host...` and `https://host...` with no blanks or control characters.
+fn is_http_url(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    !host.is_empty()
+        && !host.starts_with(':')
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 impl Config {
@@ -505,6 +553,31 @@ impl Config {
         Ok(config)
     }
 
+    /// Checks `[recorder.upload]`.
+    fn validate_upload(&self) -> Result<(), ValidationError> {
+        let upload = &self.recorder.upload;
+        if upload.enabled {
+            let url = upload
+                .presign_url
+                .as_deref()
+                .ok_or(ValidationError::MissingPresignUrl)?;
+            if !is_http_url(url) {
+                return Err(ValidationError::BadPresignUrl(url.to_string()));
+            }
+        }
+        if upload.concurrency == 0 {
+            return Err(ValidationError::UploadConcurrency);
+        }
+        let backoff = upload.max_backoff_seconds;
+        if !(backoff > 0.0 && Duration::try_from_secs_f64(backoff).is_ok()) {
+            return Err(ValidationError::MaxBackoff(backoff));
+        }
+        if !(1..=MAX_PRESIGN_TTL_SECONDS).contains(&upload.presign_ttl_seconds) {
+            return Err(ValidationError::PresignTtl(upload.presign_ttl_seconds));
+        }
+        Ok(())
+    }
+
     /// Checks what the types cannot express.
     pub fn validate(&self) -> Result<(), ValidationError> {
         let segment = self.recorder.segment_seconds;
@@ -533,6 +606,15 @@ impl Config {
             .find(|(pattern, key)| pattern.is_empty() || key.is_empty())
         {
             return Err(ValidationError::EmptyStreamKey(pattern.clone()));
+        }
+        self.validate_upload()?;
+        if let Some(hard) = self.data.hard_min_free_bytes {
+            if hard > self.data.min_free_bytes {
+                return Err(ValidationError::HardMinFreeBytes {
+                    hard,
+                    min: self.data.min_free_bytes,
+                });
+            }
         }
         let (kind, required) = match &self.recorder.storage {
             StorageConfig::Fs(fs) => {
@@ -983,6 +1065,104 @@ mod tests {
         );
         let err = parse("[recorder.storage]\ntype = \"azblob\"\n", &[]).unwrap_err();
         assert!(err.to_string().contains("container"), "{err}");
+    }
+
+    fn validation_error(text: &str) -> ValidationError {
+        match parse(text, &[]) {
+            Err(ConfigError::Validation { reason, .. }) => reason,
+            other => panic!("expected a validation error for {text:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn upload_section_is_read_with_its_defaults() {
+        let config = parse("", &[]).expect("defaults are valid");
+        assert_eq!(config.recorder.upload, UploadConfig::default());
+        assert!(!config.recorder.upload.enabled);
+        assert_eq!(config.recorder.upload.concurrency, 4);
+        assert_eq!(config.recorder.upload.presign_ttl_seconds, 900);
+        let config = parse(
+            "[recorder.upload]\nenabled = true\npresign_url = \"https://signer.example/api/storage/presign\"\n\
+             token = \"t\"\npresign_ttl_seconds = 604800\nconcurrency = 1\nmax_backoff_seconds = 0.5\n",
+            &[],
+        )
+        .expect("valid upload section");
+        let upload = &config.recorder.upload;
+        assert!(upload.enabled);
+        assert_eq!(upload.token.as_deref(), Some("t"));
+        assert_eq!(upload.presign_ttl_seconds, 604_800);
+        assert_eq!(upload.max_backoff_seconds, 0.5);
+    }
+
+    #[test]
+    fn presigned_mode_requires_an_http_presign_url() {
+        assert_eq!(
+            validation_error("[recorder.upload]\nenabled = true\n"),
+            ValidationError::MissingPresignUrl
+        );
+        for bad in [
+            "ftp://x/presign",
+            "signer:7777",
+            "http://",
+            "http:///p",
+            "http://a b/",
+        ] {
+            let text = format!("[recorder.upload]\nenabled = true\npresign_url = \"{bad}\"\n");
+            assert_eq!(
+                validation_error(&text),
+                ValidationError::BadPresignUrl(bad.to_string()),
+                "{bad}"
+            );
+        }
+        let err = parse_err("[recorder.upload]\nenabled = true\n", &[]);
+        assert!(err.contains("recorder.upload.presign_url"), "{err}");
+        // A URL without `enabled` is kept for later and not required to be set.
+        parse(
+            "[recorder.upload]\npresign_url = \"http://127.0.0.1:7777/p\"\n",
+            &[],
+        )
+        .expect("valid");
+    }
+
+    #[test]
+    fn upload_concurrency_backoff_and_ttl_must_be_in_range() {
+        assert_eq!(
+            validation_error("[recorder.upload]\nconcurrency = 0\n"),
+            ValidationError::UploadConcurrency
+        );
+        for bad in ["0", "-1", "nan", "inf", "1e300"] {
+            let text = format!("[recorder.upload]\nmax_backoff_seconds = {bad}\n");
+            assert!(
+                matches!(validation_error(&text), ValidationError::MaxBackoff(_)),
+                "{bad}"
+            );
+        }
+        for bad in [0, 604_801] {
+            let text = format!("[recorder.upload]\npresign_ttl_seconds = {bad}\n");
+            assert_eq!(validation_error(&text), ValidationError::PresignTtl(bad));
+        }
+        let err = parse_err("[recorder.upload]\nconcurrency = 0\n", &[]);
+        assert!(err.contains("recorder.upload.concurrency"), "{err}");
+        let err = parse_err("[recorder.upload]\npresign_ttl_seconds = 0\n", &[]);
+        assert!(err.contains("recorder.upload.presign_ttl_seconds"), "{err}");
+    }
+
+    #[test]
+    fn hard_free_space_floor_must_not_exceed_the_soft_one() {
+        assert_eq!(
+            validation_error("[data]\nmin_free_bytes = 100\nhard_min_free_bytes = 101\n"),
+            ValidationError::HardMinFreeBytes {
+                hard: 101,
+                min: 100
+            }
+        );
+        let err = parse_err("[data]\nmin_free_bytes = 0\nhard_min_free_bytes = 1\n", &[]);
+        assert!(err.contains("data.hard_min_free_bytes"), "{err}");
+        parse(
+            "[data]\nmin_free_bytes = 100\nhard_min_free_bytes = 100\n",
+            &[],
+        )
+        .expect("valid");
     }
 
     #[test]

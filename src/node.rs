@@ -1,7 +1,10 @@
 //! Starting and stopping a node from a loaded [`Config`].
 //!
 //! Start order: local directories → storage operator → the actor tree under
-//! `NodeSupervisor` (uploader, spool recovery, streams, RTMP) → HTTP. On SIGTERM/SIGINT
+//! `NodeSupervisor` (uploader, spool recovery, streams, RTMP) → storage probe → HTTP.
+//! The probe ([`crate::storage::probe_at_start`]) never stops start-up: an unreachable
+//! store makes `/readyz` answer 503 and is probed again in the background, while
+//! recordings collect in the spool. On SIGTERM/SIGINT
 //! the node supervisor stops taking publishers, closes every recording cleanly and drains
 //! the uploads (bounded; what is left stays in the spool for the next start); then HTTP
 //! stops. If the actor tree stops on its own, the process exits non-zero.
@@ -10,15 +13,19 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use opendal::Operator;
 use ractor::rpc::CallResult;
 use ractor::Actor;
 use recnode_actors::ingest::StreamKeyRule;
 use recnode_actors::node_supervisor::{NodeSupervisor, NodeSupervisorArgs, NodeSupervisorMsg};
 use recnode_actors::stream::{RecordFormats, RecorderSettings, RestartPolicy};
-use recnode_actors::uploader::UploaderArgs;
+use recnode_actors::uploader::{
+    PresignSettings, StorageHealth, UploadSettings, UploadTarget, UploaderArgs,
+};
 
 use crate::config::{Config, RecordFormat, StorageConfig};
 use crate::http::ApiState;
+use crate::storage::StorageProbe;
 
 /// How long a clean shutdown may take: closing recordings, then draining uploads.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(75);
@@ -40,6 +47,10 @@ pub enum NodeError {
     /// The storage configuration cannot be used.
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
+    /// The storage probe could not be set up (not: storage is unreachable, which only
+    /// makes the node unready).
+    #[error("cannot set up the storage probe")]
+    Probe(#[from] crate::storage::ProbeError),
     /// An actor could not be spawned.
     #[error("cannot start the {what} actor: {message}")]
     Spawn {
@@ -71,6 +82,41 @@ pub enum NodeError {
 /// The local spool under the data dir: `{data.dir}/spool/{object key}`.
 pub fn spool_dir(config: &Config) -> PathBuf {
     config.data.dir.join("spool")
+}
+
+/// The node's state store (durable upload queue): `{data.dir}/state.sqlite3`.
+pub fn state_db(config: &Config) -> PathBuf {
+    config.data.dir.join("state.sqlite3")
+}
+
+/// How uploads reach storage, from `[recorder.upload]`: through a presign service when
+/// `enabled`, else through the `[recorder.storage]` operator.
+pub fn upload_settings(config: &Config, operator: &Operator) -> UploadSettings {
+    let upload = &config.recorder.upload;
+    let target = match (upload.enabled, &upload.presign_url) {
+        (true, Some(url)) => UploadTarget::Presigned(PresignSettings {
+            url: url.clone(),
+            token: upload.token.clone(),
+            ttl: Duration::from_secs(upload.presign_ttl_seconds),
+        }),
+        // `validate` refuses `enabled` without a URL.
+        _ => UploadTarget::Operator(operator.clone()),
+    };
+    UploadSettings {
+        concurrency: upload.concurrency,
+        // `validate` checked that the value converts; the default is the fallback.
+        max_backoff: Duration::try_from_secs_f64(upload.max_backoff_seconds)
+            .unwrap_or(Duration::from_secs(30)),
+        target,
+    }
+}
+
+/// The name in this node's probe object keys: its alias, else its process id.
+fn probe_name(config: &Config) -> String {
+    match config.recorder.node_alias.as_str() {
+        "" => format!("pid{}", std::process::id()),
+        alias => alias.to_string(),
+    }
 }
 
 /// Creates the local directories the config names: the data dir and its spool and, for
@@ -137,10 +183,18 @@ fn stream_key_rules(config: &Config) -> Vec<StreamKeyRule> {
 pub async fn run(config: Config) -> Result<(), NodeError> {
     prepare_dirs(&config)?;
     let operator = crate::storage::build_operator(&config.recorder.storage)?;
+    let health = StorageHealth::default();
+    let settings = upload_settings(&config, &operator);
+    let probe = match &settings.target {
+        UploadTarget::Operator(op) => StorageProbe::Operator(op.clone()),
+        UploadTarget::Presigned(presign) => StorageProbe::presign(presign.clone())?,
+    };
     let args = NodeSupervisorArgs {
         uploader: UploaderArgs {
-            operator,
+            settings,
             spool_dir: spool_dir(&config),
+            state_db: state_db(&config),
+            health: health.clone(),
         },
         recorder: recorder_settings(&config),
         rtmp_listen: config.rtmp.listen,
@@ -159,10 +213,15 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
             message: e.to_string(),
         })?;
 
+    // Not reachable: warn, answer 503 on /readyz and keep probing; recording goes on.
+    let reprobe = crate::storage::probe_at_start(probe, health.clone(), probe_name(&config)).await;
+
     let addr = config.http.listen;
     let state = ApiState {
         streams: handles.streams.clone(),
         admin_token: config.auth.admin_token.clone(),
+        storage: health,
+        operator,
     };
     let server =
         crate::http::server(addr, state).map_err(|source| NodeError::HttpBind { addr, source })?;
@@ -172,6 +231,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         http = %addr,
         rtmp = %handles.rtmp_addr,
         storage = config.recorder.storage.kind(),
+        upload = if config.recorder.upload.enabled { "presigned" } else { "operator" },
         data_dir = %config.data.dir.display(),
         "recnode started"
     );
@@ -199,6 +259,9 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
             Ok(CallResult::Success(())) => {}
             other => tracing::error!(?other, "shutdown did not finish in time"),
         }
+    }
+    if let Some(task) = reprobe {
+        task.abort();
     }
     node.stop(None);
     http.stop(true).await;

@@ -13,7 +13,8 @@
 //! - no actor blocks its loop: file I/O and CPU-heavy muxing run off the loop.
 //!
 //! Modules: [`node_supervisor`] (the root: starts, owns and stops the rest), [`ingest`] (RTMP listener and connections), [`stream`] (live streams and the
-//! registry of them), [`recorder`] (recording sessions), [`uploader`] (spool → storage).
+//! registry of them), [`recorder`] (recording sessions), [`uploader`] (spool → storage),
+//! [`state_store`] (the node's SQLite state: the durable upload queue).
 #![deny(missing_docs)]
 
 pub mod disk_guard;
@@ -21,6 +22,7 @@ pub mod ingest;
 pub mod node_supervisor;
 pub mod recorder;
 pub mod recovery;
+pub mod state_store;
 pub mod stream;
 pub mod uploader;
 

@@ -1,14 +1,15 @@
 //! The `NodeSupervisor`: the root of a node's actor tree.
 //!
-//! It owns the three top-level actors and starts them in dependency order: the
-//! [`Uploader`] (so that recorders and recovery have somewhere to send files), spool
-//! recovery (what a killed node left behind is finished and re-queued before anything new
-//! is recorded), the [`StreamSupervisor`], and the [`RtmpListener`] (publishers last).
+//! It owns the three top-level actors and starts them in dependency order: spool recovery
+//! first (what a killed node left behind is finished and added to the durable upload
+//! queue before anything uploads or records), then the [`Uploader`] (which loads that
+//! queue, so recorders have somewhere to send files), the [`StreamSupervisor`], and the
+//! [`RtmpListener`] (publishers last).
 //! [`NodeSupervisorMsg::Shutdown`] stops them in the reverse order that keeps recordings
 //! whole: no new publishers, every recording closed, uploads drained (bounded).
 //!
 //! Restart policy: these three restart their own children (recorders, connections, the
-//! upload worker) and handle every expected error inside. One of them exiting is a bug,
+//! upload workers) and handle every expected error inside. One of them exiting is a bug,
 //! and restarting it in place would leave the others holding dead references, so the
 //! node supervisor escalates instead: it stops itself with the reason, the process exits
 //! non-zero, the process manager starts it again, and spool recovery completes the
@@ -38,7 +39,7 @@ pub struct NodeSupervisor;
 
 /// What the node's actors need to start.
 pub struct NodeSupervisorArgs {
-    /// The storage operator and the spool.
+    /// The upload settings, the spool and the state store.
     pub uploader: UploaderArgs,
     /// How recordings are made.
     pub recorder: RecorderSettings,
@@ -88,15 +89,22 @@ impl Actor for NodeSupervisor {
         args: NodeSupervisorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let spool = args.uploader.spool_dir.clone();
-        let (uploader, _) =
-            Actor::spawn_linked(None, Uploader, args.uploader, myself.get_cell()).await?;
-
-        match recover_spool(&spool, args.recorder.segment_seconds, &uploader).await {
+        // Before the uploader: recovery rewrites files the queue may name, and enqueues
+        // into the store the uploader loads at start, so nothing is uploaded twice.
+        match recover_spool(
+            &spool,
+            args.recorder.segment_seconds,
+            &args.uploader.state_db,
+        )
+        .await
+        {
             Ok(report) => tracing::info!(?report, "spool recovery finished"),
             // Best effort: what could not be finished stays in the spool for an operator
             // (and the next start); new streams are still recorded.
             Err(e) => tracing::error!("spool recovery failed: {e}"),
         }
+        let (uploader, _) =
+            Actor::spawn_linked(None, Uploader, args.uploader, myself.get_cell()).await?;
 
         let streams_args = StreamSupervisorArgs {
             recorder: args.recorder,

@@ -17,10 +17,18 @@
 //! Then every file of every record_dir (recovered, or finished but not yet uploaded) is
 //! enqueued in dependency order: init segments, media segments, other files (FLV), the
 //! manifest, session.json last. Files outside any record_dir are enqueued after them.
+//!
+//! Recovery runs before the uploader starts and enqueues straight into the durable upload
+//! queue in the state store, in one transaction
+//! ([`StateStore::enqueue_uploads`](crate::state_store::StateStore::enqueue_uploads)). A
+//! file the queue already holds (its row survived the crash) is not added twice: its row
+//! moves to the tail with the order above and `delete_after`, so every file is stored
+//! once and the spool empties. Rows of files recovery removed (manifest snapshots, torn
+//! segments) are found missing by the uploader and dropped.
 //! The sans-IO parts are in [`recnode_media::recover`]; file work runs in `spawn_blocking`.
 
-use crate::uploader::{validate_key, UploadJob, UploaderMsg};
-use ractor::ActorRef;
+use crate::state_store::{NewUpload, StateStore, StateStoreError};
+use crate::uploader::{validate_key, UploadJob};
 use recnode_media::dash::Mpd;
 use recnode_media::fmp4::{init_file_name, SegmentInfo};
 use recnode_media::recover::{
@@ -89,12 +97,10 @@ pub enum RecoveryError {
     /// The blocking scan task panicked or was cancelled.
     #[error("spool scan task failed: {0}")]
     Task(String),
-    /// The uploader is not running.
-    #[error("enqueueing {key}: the uploader is gone")]
-    UploaderGone {
-        /// The key that could not be enqueued.
-        key: String,
-    },
+    /// The recovered files could not be added to the upload queue (they stay in the
+    /// spool; the next start tries again).
+    #[error("enqueueing the recovered files: {0}")]
+    Enqueue(#[from] StateStoreError),
 }
 
 fn io_err<'a>(
@@ -108,24 +114,35 @@ fn io_err<'a>(
     }
 }
 
-/// Recovers the spool at `spool_dir` (see the module docs) and enqueues its files to `uploader`.
+/// Recovers the spool at `spool_dir` (see the module docs) and enqueues its files in the
+/// upload queue of the state store at `state_db`. Call it before the uploader starts.
 pub async fn recover_spool(
     spool_dir: &Path,
     segment_seconds: f64,
-    uploader: &ActorRef<UploaderMsg>,
+    state_db: &Path,
 ) -> Result<RecoveryReport, RecoveryError> {
     let spool = spool_dir.to_path_buf();
-    let (report, jobs) =
-        tokio::task::spawn_blocking(move || recover_blocking(&spool, segment_seconds))
-            .await
-            .map_err(|e| RecoveryError::Task(e.to_string()))??;
-    for job in jobs {
-        let key = job.key.clone();
-        uploader
-            .cast(UploaderMsg::Enqueue(job))
-            .map_err(|_| RecoveryError::UploaderGone { key })?;
-    }
-    Ok(report)
+    let db = state_db.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let (report, jobs) = recover_blocking(&spool, segment_seconds)?;
+        let uploads: Vec<NewUpload> = jobs
+            .into_iter()
+            .map(|j| NewUpload {
+                local: j.local,
+                key: j.key,
+                delete_after: j.delete_after,
+            })
+            .collect();
+        if !uploads.is_empty() {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            StateStore::open(&db)?.enqueue_uploads(&uploads, now_ms)?;
+        }
+        Ok(report)
+    })
+    .await
+    .map_err(|e| RecoveryError::Task(e.to_string()))?
 }
 
 /// The files below `dir`, recursively, sorted.

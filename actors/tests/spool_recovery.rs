@@ -4,7 +4,11 @@
 
 use ractor::call_t;
 use recnode_actors::recovery::recover_spool;
-use recnode_actors::uploader::{fs_operator, start_uploader, UploaderArgs, UploaderMsg};
+use recnode_actors::state_store::{StateStore, UploadOp, UploadRow};
+use recnode_actors::uploader::{
+    fs_operator, start_uploader, StorageHealth, UploadSettings, UploadTarget, UploaderArgs,
+    UploaderMsg, UploaderStats,
+};
 use recnode_media::dash::Mpd;
 use recnode_media::flv::{FlvDemuxer, FlvReader, FlvWriter, FlvWriterOptions, TagKind};
 use recnode_media::fmp4::{init_file_name, segment_file_name, Fmp4Muxer, Fmp4Options, MuxOutput};
@@ -229,19 +233,70 @@ async fn a_recording_killed_mid_fragment_is_recovered_playable_and_uploaded() {
     let flv_key = "cam1/live_cam1_20231114_221320.flv";
     record_and_crash(demux(&src), &spool, &storage, rel, flv_key);
 
-    let uploader = start_uploader(UploaderArgs {
-        operator: fs_operator(&storage).unwrap(),
-        spool_dir: spool.clone(),
-    })
-    .await
-    .unwrap();
-    let report = recover_spool(&spool, 2.0, &uploader).await.unwrap();
+    // The durable upload queue the killed node left: the init segment and session.json
+    // of the live recording (kept in the spool), segment 2, and a live manifest snapshot.
+    let state_db = tmp.path().join("state.sqlite3");
+    let snapshot = spool.join(rel).join("manifest.mpd.3.tmp");
+    std::fs::write(&snapshot, "<MPD type=\"dynamic\"/>").unwrap();
+    let left: Vec<(PathBuf, &str, bool)> = vec![
+        (spool.join(rel).join("v_init.m4s"), "v_init.m4s", false),
+        (spool.join(rel).join("session.json"), "session.json", false),
+        (
+            spool.join(rel).join("v_seg_0002.m4s"),
+            "v_seg_0002.m4s",
+            true,
+        ),
+        (snapshot, "manifest.mpd", true),
+    ];
+    let rows: Vec<UploadOp> = left
+        .into_iter()
+        .enumerate()
+        .map(|(i, (local, name, delete_after))| {
+            UploadOp::Put(UploadRow {
+                id: i as u64 + 1,
+                seq: i as u64 + 1,
+                local,
+                key: format!("{rel}/{name}"),
+                delete_after,
+                enqueued_at_ms: 1_700_000_001_000,
+            })
+        })
+        .collect();
+    StateStore::open(&state_db)
+        .unwrap()
+        .apply_uploads(&rows)
+        .unwrap();
+
+    let report = recover_spool(&spool, 2.0, &state_db).await.unwrap();
     assert_eq!(report.recovered, vec![rel.to_string()], "{report:?}");
     assert!(
         report.failed.is_empty() && report.bytes_truncated > 0,
         "{report:?}"
     );
+    let uploader = start_uploader(UploaderArgs {
+        settings: UploadSettings {
+            concurrency: 4,
+            max_backoff: std::time::Duration::from_secs(1),
+            target: UploadTarget::Operator(fs_operator(&storage).unwrap()),
+        },
+        spool_dir: spool.clone(),
+        state_db: state_db.clone(),
+        health: StorageHealth::default(),
+    })
+    .await
+    .unwrap();
     call_t!(uploader, UploaderMsg::Drain, 30_000).unwrap();
+    let stats: UploaderStats = call_t!(uploader, UploaderMsg::Stats, 5_000).unwrap();
+    assert_eq!(
+        (stats.stored, stats.skipped, stats.queued),
+        (report.files_enqueued as u64, 1, 0),
+        "each spool file stored once; the snapshot recovery removed is skipped: {stats:?} {report:?}"
+    );
+    assert!(StateStore::open(&state_db)
+        .unwrap()
+        .pending_uploads()
+        .unwrap()
+        .is_empty());
 
     assert_eq!(
         files_under(&spool),

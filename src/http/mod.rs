@@ -1,9 +1,10 @@
 //! The HTTP API (actix-web), one file per API area.
 //!
-//! Handlers hold only actor references ([`ApiState`]), never locks around shared state.
-//! Areas: [`health`] (`/healthz`, `/readyz`, no auth) and [`record`] (the recording API
-//! under `/api`, behind the admin token when one is configured). Every error answers in
-//! the JSON shape of [`error::ApiError`], unknown routes included.
+//! Handlers hold only actor references and shared handles ([`ApiState`]), never locks
+//! around shared state. Areas: [`health`] (`/healthz`, `/readyz`, no auth), and under
+//! `/api`, behind the admin token when one is configured: [`record`] (the recording API),
+//! [`object`] (the object proxy) and [`presign`] (the presign service). Every error
+//! answers in the JSON shape of [`error::ApiError`], unknown routes included.
 
 use std::net::SocketAddr;
 
@@ -12,13 +13,17 @@ use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpServer, ResponseError};
+use opendal::Operator;
 use ractor::ActorRef;
 use recnode_actors::stream::StreamSupervisorMsg;
+use recnode_actors::uploader::StorageHealth;
 
 #[cfg(feature = "fault-injection")]
 pub mod debug;
 pub mod error;
 pub mod health;
+pub mod object;
+pub mod presign;
 pub mod record;
 
 use error::ApiError;
@@ -30,6 +35,11 @@ pub struct ApiState {
     pub streams: ActorRef<StreamSupervisorMsg>,
     /// When set, `/api/*` needs `Authorization: Bearer <admin_token>`.
     pub admin_token: Option<String>,
+    /// Whether storage accepts writes (`/readyz`).
+    pub storage: StorageHealth,
+    /// The `[recorder.storage]` operator: the object proxy reads and the presign
+    /// service signs through it.
+    pub operator: Operator,
 }
 
 /// Registers the health routes (no auth).
@@ -62,6 +72,8 @@ pub fn app(
             web::scope("/api")
                 .wrap(from_fn(require_admin_token))
                 .configure(record::routes)
+                .configure(object::routes)
+                .configure(presign::routes)
                 .configure(debug_routes),
         )
         .default_service(web::to(error::unknown_route))
@@ -160,19 +172,134 @@ mod tests {
         }
     }
 
-    async fn call(token: Option<&str>, req: test::TestRequest) -> (StatusCode, serde_json::Value) {
+    /// An API over the fake streams and `fs` storage in `root`.
+    async fn state(token: Option<&str>, root: &std::path::Path) -> ApiState {
         let (streams, _) = Actor::spawn(None, FakeStreams, ())
             .await
             .expect("spawn fake");
-        let state = ApiState {
+        ApiState {
             streams,
             admin_token: token.map(str::to_string),
-        };
+            storage: StorageHealth::default(),
+            operator: recnode_actors::uploader::fs_operator(root).expect("fs operator"),
+        }
+    }
+
+    /// Sends `req` to an app over `state`: status, headers and raw body.
+    async fn send(
+        state: ApiState,
+        req: test::TestRequest,
+    ) -> (StatusCode, actix_web::http::header::HeaderMap, web::Bytes) {
         let app = test::init_service(app(state)).await;
         let response = test::call_service(&app, req.to_request()).await;
         let status = response.status();
-        let body = test::read_body(response).await;
+        let headers = response.headers().clone();
+        (status, headers, test::read_body(response).await)
+    }
+
+    async fn call(token: Option<&str>, req: test::TestRequest) -> (StatusCode, serde_json::Value) {
+        let root = tempfile::tempdir().expect("temp dir");
+        let (status, _, body) = send(state(token, root.path()).await, req).await;
         (status, serde_json::from_slice(&body).unwrap_or_default())
+    }
+
+    #[actix_web::test]
+    async fn readyz_follows_storage_health() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let state = state(None, root.path()).await;
+        let health = state.storage.clone();
+        health.report_error("connection refused");
+        let get = || test::TestRequest::get().uri("/readyz");
+        let (status, _, body) = send(state.clone(), get()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(body["storage"]["error"], "connection refused");
+        health.report_ok();
+        let (status, _, body) = send(state, get()).await;
+        assert_eq!(status, StatusCode::OK);
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(body["ready"], true);
+    }
+
+    #[actix_web::test]
+    async fn the_object_proxy_serves_ranges_of_stored_objects() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let data: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+        std::fs::create_dir_all(root.path().join("cam/1")).expect("mkdir");
+        std::fs::write(root.path().join("cam/1/v_seg_0001.m4s"), &data).expect("write");
+        let state = state(None, root.path()).await;
+        let uri = "/api/record/object/cam/1/v_seg_0001.m4s";
+
+        let (status, headers, body) = send(state.clone(), test::TestRequest::get().uri(uri)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, data);
+        assert_eq!(headers.get("content-type").unwrap(), "video/iso.segment");
+        assert_eq!(headers.get("accept-ranges").unwrap(), "bytes");
+
+        let ranged = test::TestRequest::get()
+            .uri(uri)
+            .insert_header(("Range", "bytes=100-199"));
+        let (status, headers, body) = send(state.clone(), ranged).await;
+        assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+        assert_eq!(body, data[100..200]);
+        assert_eq!(headers.get("content-range").unwrap(), "bytes 100-199/5000");
+
+        let past = test::TestRequest::get()
+            .uri(uri)
+            .insert_header(("Range", "bytes=5000-"));
+        let (status, headers, _) = send(state.clone(), past).await;
+        assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(headers.get("content-range").unwrap(), "bytes */5000");
+
+        for (uri, want) in [
+            (
+                "/api/record/object/cam/1/missing.m4s",
+                StatusCode::NOT_FOUND,
+            ),
+            ("/api/record/object/cam/1", StatusCode::NOT_FOUND),
+            (
+                "/api/record/object/cam/../../etc/passwd",
+                StatusCode::BAD_REQUEST,
+            ),
+            ("/api/record/object/", StatusCode::BAD_REQUEST),
+        ] {
+            let (status, _, _) = send(state.clone(), test::TestRequest::get().uri(uri)).await;
+            assert_eq!(status, want, "{uri}");
+        }
+    }
+
+    #[actix_web::test]
+    async fn fs_storage_cannot_presign() {
+        let body = r#"{"key":"cam/1/v_seg_0001.m4s","method":"PUT","ttl_seconds":60}"#;
+        let req = test::TestRequest::post()
+            .uri("/api/storage/presign")
+            .set_payload(body);
+        let (status, json) = call(None, req).await;
+        assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+        assert_eq!(json["error"]["code"], "presign_unsupported");
+        for (body, code) in [
+            (
+                r#"{"key":"../x","method":"PUT","ttl_seconds":60}"#,
+                "invalid_key",
+            ),
+            (
+                r#"{"key":"a/b","method":"GET","ttl_seconds":60}"#,
+                "unsupported_method",
+            ),
+            (
+                r#"{"key":"a/b","method":"PUT","ttl_seconds":60,"x":1}"#,
+                "invalid_body",
+            ),
+        ] {
+            let req = test::TestRequest::post()
+                .uri("/api/storage/presign")
+                .set_payload(body);
+            let (status, json) = call(None, req).await;
+            assert_eq!(
+                (status, json["error"]["code"].as_str()),
+                (StatusCode::BAD_REQUEST, Some(code))
+            );
+        }
     }
 
     #[actix_web::test]

@@ -16,16 +16,22 @@
 //!   (`manifest.mpd`, `session.json`) starts only when every earlier job of its group is
 //!   stored, so a manifest never names a missing object and the final static manifest is
 //!   written last; other jobs of a group may run in parallel.
-//! - **Whole or absent.** One PUT per object with the file's bytes; a retry writes the
-//!   same key with the same bytes. Retries back off exponentially with jitter up to
-//!   [`UploadSettings::max_backoff`], with no cap on attempts.
+//! - **Whole or absent.** One PUT per object with the file's bytes (a file above 32 MiB,
+//!   such as a long FLV, is streamed as a multipart upload, which is also whole or
+//!   absent); a retry writes the same key with the same bytes. Retries back off
+//!   exponentially with jitter up to [`UploadSettings::max_backoff`], with no cap on
+//!   attempts, and a failing job holds back only the barriers of its own record dir.
+//!   While storage is down the uploader probes with one job at a time.
+//! - **Crash recovery.** Spool recovery ([`crate::recovery`]) runs before the uploader
+//!   starts and adds what a killed node left to the same durable queue, merging with the
+//!   rows already there, so every file is stored once and the spool empties.
 //! - **Targets.** An opendal [`Operator`] (fs, s3, azblob, gcs, oss), or a presign
 //!   service ([`UploadTarget::Presigned`]) for nodes without credentials: the worker
 //!   POSTs a [`PresignRequest`] to the service, gets a [`PresignedRequest`] back, and
 //!   sends the bytes with plain HTTP. `POST /api/storage/presign` on a node with
 //!   credentials is such a service.
-//! - **Health.** Workers report each success and failure to [`StorageHealth`], which
-//!   `/readyz` and the metrics read.
+//! - **Health.** Each storage success and failure is reported to [`StorageHealth`], which
+//!   `/readyz` and the metrics read (a local read error is not a storage failure).
 
 use opendal::Operator;
 use ractor::RpcReplyPort;
@@ -36,12 +42,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+mod queue;
+mod target;
+mod upload_worker;
 #[allow(clippy::module_inception)]
 mod uploader;
 
 pub use uploader::{
-    fs_operator, start_uploader, validate_key, UploadError, Uploader, UploaderArgs, UploaderState,
-    UploaderStats, WorkerReport,
+    fs_operator, start_uploader, validate_key, UploadError, Uploader, UploaderArgs, UploaderEvent,
+    UploaderState, UploaderStats, WorkerReport, WORKER_RESTARTS, WORKER_RESTART_WINDOW,
 };
 
 /// One file to store.
@@ -58,15 +67,20 @@ pub struct UploadJob {
 /// Messages to the uploader.
 #[derive(RactorMessage)]
 pub enum UploaderMsg {
-    /// Store a finished file; jobs are stored in the order they are enqueued.
+    /// Store a finished file. Fire and forget: the job is saved in the state store before
+    /// it can start, and is stored even across a crash. Order: see the module docs.
     Enqueue(UploadJob),
-    /// Replies once every job enqueued before this message is stored (shutdown and tests).
+    /// Replies once every job enqueued before this message is stored and its row removed
+    /// from the state store (shutdown and tests).
     Drain(RpcReplyPort<()>),
     /// Replies with the counters so far.
     Stats(RpcReplyPort<UploaderStats>),
-    /// A worker task reports progress on the job in flight (sent by the uploader itself).
+    /// An upload worker reports one attempt (sent by the uploader's own workers).
     #[doc(hidden)]
     Report(WorkerReport),
+    /// The uploader's own timers and store commits (sent by the uploader itself).
+    #[doc(hidden)]
+    Internal(UploaderEvent),
 }
 
 /// Installs, once per process, the TLS crypto provider (rustls with ring) and opendal's
