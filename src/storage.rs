@@ -146,6 +146,8 @@ const PROBE_DIR: &str = ".recnode/";
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait between two probes of an unreachable store.
 pub const REPROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// How often storage is probed while it works (uploads also report failures as they happen).
+pub const HEALTHY_PROBE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Why a storage probe failed.
 #[derive(Debug, thiserror::Error)]
@@ -308,19 +310,19 @@ async fn probe_presign(
         .map_err(|e| failed(format!("unreadable answer: {e}")))
 }
 
-/// Probes storage once and records the outcome in `health`. When the probe fails,
-/// logs a warning and returns a background task that probes again every
-/// [`REPROBE_INTERVAL`] until one succeeds (abort it at shutdown).
+/// Probes storage once and records the outcome in `health` (a failure is logged as a
+/// warning), then returns the background task that keeps probing (see [`reprobe`];
+/// always `Some`; abort it at shutdown).
 pub async fn probe_at_start(
     probe: StorageProbe,
     health: StorageHealth,
     node: String,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    match probe.run(&node).await {
+    let reachable = match probe.run(&node).await {
         Ok(()) => {
             health.report_ok();
             tracing::info!(%node, probe = probe.describe(), "storage is reachable");
-            None
+            true
         }
         Err(error) => {
             tracing::warn!(
@@ -331,23 +333,39 @@ pub async fn probe_at_start(
                 "storage is not reachable; recording goes on into the spool and /readyz answers 503 until it is"
             );
             health.report_error(&error);
-            Some(tokio::spawn(reprobe(probe, health, node)))
+            false
         }
-    }
+    };
+    Some(tokio::spawn(reprobe(probe, health, node, reachable)))
 }
 
-async fn reprobe(probe: StorageProbe, health: StorageHealth, node: String) {
+/// Probes for as long as the node runs: every [`REPROBE_INTERVAL`] while storage is
+/// unreachable, every [`HEALTHY_PROBE_INTERVAL`] while it works, so an idle node (no
+/// uploads to fail) still notices an outage on `/readyz`. Logs each transition once.
+async fn reprobe(probe: StorageProbe, health: StorageHealth, node: String, mut reachable: bool) {
     loop {
-        tokio::time::sleep(REPROBE_INTERVAL).await;
+        let wait = if reachable {
+            HEALTHY_PROBE_INTERVAL
+        } else {
+            REPROBE_INTERVAL
+        };
+        tokio::time::sleep(wait).await;
         match probe.run(&node).await {
             Ok(()) => {
                 health.report_ok();
-                tracing::info!(%node, "storage is reachable again");
-                return;
+                if !reachable {
+                    tracing::info!(%node, "storage is reachable again");
+                }
+                reachable = true;
             }
             Err(error) => {
-                tracing::debug!(%node, error = %error, "storage still unreachable");
+                if reachable {
+                    tracing::warn!(%node, error = %error, "storage probe failed; /readyz answers 503 until storage answers again");
+                } else {
+                    tracing::debug!(%node, error = %error, "storage still unreachable");
+                }
                 health.report_error(&error);
+                reachable = false;
             }
         }
     }
@@ -373,10 +391,11 @@ mod tests {
         let op = fs_operator(dir.path()).expect("fs operator");
         let probe = StorageProbe::Operator(op.clone());
         let health = StorageHealth::default();
-        assert!(probe_at_start(probe, health.clone(), "n1".into())
+        let task = probe_at_start(probe, health.clone(), "n1".into())
             .await
-            .is_none());
+            .expect("the background probe runs while storage works too");
         assert!(health.status().reachable);
+        task.abort();
         let left: Vec<_> = std::fs::read_dir(dir.path()).expect("read root").collect();
         assert!(left.is_empty(), "the probe leaves nothing behind: {left:?}");
     }
@@ -400,12 +419,18 @@ mod tests {
                 .is_some_and(|e| e.contains(".recnode/probe-n1-")),
             "{status:?}"
         );
-        // Unblock: the background probe finds the store and ends.
+        // Unblock: the background probe finds the store.
         std::fs::remove_file(dir.path().join("root/.recnode")).expect("unblock");
-        tokio::time::timeout(REPROBE_INTERVAL * 10, task)
-            .await
-            .expect("re-probe ends once storage works")
-            .expect("re-probe task");
-        assert!(health.status().reachable);
+        let deadline = tokio::time::Instant::now() + REPROBE_INTERVAL * 10;
+        while !health.status().reachable {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the re-probe did not find the store again"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // It keeps probing (slowly) while the node runs.
+        assert!(!task.is_finished());
+        task.abort();
     }
 }
