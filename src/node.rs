@@ -222,6 +222,8 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         admin_token: config.auth.admin_token.clone(),
         storage: health,
         operator,
+        uploader: Some(handles.uploader.clone()),
+        disk: Some(handles.disk.clone()),
     };
     let server =
         crate::http::server(addr, state).map_err(|source| NodeError::HttpBind { addr, source })?;

@@ -68,6 +68,22 @@ fn low_disk_refuses_new_recordings_and_critical_disk_closes_open_ones_cleanly() 
         "{r:?}"
     );
     assert_eq!(node.recording_status("cam")["recording"], false);
+    // The level and the upload queue are metrics too.
+    let metrics = http_get(node.http, "/metrics").expect("GET /metrics");
+    assert_eq!(metrics.status, 200, "{metrics:?}");
+    for line in [
+        "recnode_disk_level 1",
+        "recnode_streams_live 1",
+        "recnode_recordings_active 0",
+        "recnode_storage_reachable 1",
+        "recnode_upload_queue_length ",
+    ] {
+        assert!(
+            metrics.body.contains(line),
+            "{line:?} in:\n{}",
+            metrics.body
+        );
+    }
 
     // Space back: recording starts.
     set_free(&node, "measure");

@@ -22,6 +22,7 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use ractor_cluster_derive::RactorMessage;
 
+use crate::disk_guard::DiskStatus;
 use crate::ingest::{RtmpIngestArgs, RtmpListener, RtmpListenerMsg, StreamKeyRule};
 use crate::recovery::recover_spool;
 use crate::stream::{
@@ -67,11 +68,16 @@ pub struct NodeHandles {
     pub streams: ActorRef<StreamSupervisorMsg>,
     /// The address the RTMP listener bound.
     pub rtmp_addr: SocketAddr,
+    /// The upload queue (its counters feed `/metrics`).
+    pub uploader: ActorRef<UploaderMsg>,
+    /// Free space under the spool, as the disk guard last measured it.
+    pub disk: DiskStatus,
 }
 
 /// The node supervisor's children.
 pub struct NodeSupervisorState {
     uploader: ActorRef<UploaderMsg>,
+    disk: DiskStatus,
     streams: ActorRef<StreamSupervisorMsg>,
     rtmp: ActorRef<RtmpListenerMsg>,
     rtmp_addr: SocketAddr,
@@ -106,9 +112,11 @@ impl Actor for NodeSupervisor {
         let (uploader, _) =
             Actor::spawn_linked(None, Uploader, args.uploader, myself.get_cell()).await?;
 
+        let disk = DiskStatus::new(&args.recorder.disk);
         let streams_args = StreamSupervisorArgs {
             recorder: args.recorder,
             uploader: uploader.clone(),
+            disk: disk.clone(),
         };
         let (streams, _) =
             Actor::spawn_linked(None, StreamSupervisor, streams_args, myself.get_cell()).await?;
@@ -125,6 +133,7 @@ impl Actor for NodeSupervisor {
 
         Ok(NodeSupervisorState {
             uploader,
+            disk,
             streams,
             rtmp,
             rtmp_addr,
@@ -143,6 +152,8 @@ impl Actor for NodeSupervisor {
                 let _ = reply.send(NodeHandles {
                     streams: state.streams.clone(),
                     rtmp_addr: state.rtmp_addr,
+                    uploader: state.uploader.clone(),
+                    disk: state.disk.clone(),
                 });
             }
             NodeSupervisorMsg::Shutdown(reply) => {

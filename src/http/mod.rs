@@ -22,6 +22,7 @@ use recnode_actors::uploader::StorageHealth;
 pub mod debug;
 pub mod error;
 pub mod health;
+pub mod metrics;
 pub mod object;
 pub mod presign;
 pub mod record;
@@ -40,11 +41,16 @@ pub struct ApiState {
     /// The `[recorder.storage]` operator: the object proxy reads and the presign
     /// service signs through it.
     pub operator: Operator,
+    /// The upload queue, for `/metrics` (`None` leaves its metrics out).
+    pub uploader: Option<ActorRef<recnode_actors::uploader::UploaderMsg>>,
+    /// Free space under the spool, for `/metrics`.
+    pub disk: Option<recnode_actors::disk_guard::DiskStatus>,
 }
 
-/// Registers the health routes (no auth).
+/// Registers the routes outside `/api` that need no auth: health checks and metrics.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     health::routes(cfg);
+    metrics::routes(cfg);
 }
 
 /// Registers the test hooks of `debug.rs` under `/api` (feature `fault-injection` only).
@@ -182,6 +188,8 @@ mod tests {
             admin_token: token.map(str::to_string),
             storage: StorageHealth::default(),
             operator: recnode_actors::uploader::fs_operator(root).expect("fs operator"),
+            uploader: None,
+            disk: None,
         }
     }
 

@@ -40,6 +40,8 @@ pub struct StreamSupervisorArgs {
     pub recorder: RecorderSettings,
     /// Where recorders send finished files.
     pub uploader: ActorRef<UploaderMsg>,
+    /// Free space under the spool, which this supervisor's disk guard measures.
+    pub disk: DiskStatus,
 }
 
 /// The registry of live streams.
@@ -94,7 +96,7 @@ impl Actor for StreamSupervisor {
         myself: ActorRef<Self::Msg>,
         args: StreamSupervisorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let disk = DiskStatus::new(&args.recorder.disk);
+        let disk = args.disk;
         let guard = DiskGuardArgs {
             settings: args.recorder.disk.clone(),
             status: disk.clone(),

@@ -252,6 +252,7 @@ impl Node {
             .await
             .unwrap();
         let streams = start_streams(StreamSupervisorArgs {
+            disk: recnode_actors::disk_guard::DiskStatus::new(&settings.disk),
             recorder: settings,
             uploader: uploader.clone(),
         })
