@@ -39,6 +39,8 @@ pub struct Config {
     pub data: DataConfig,
     /// `[auth]`: the API's admin token and publishers' stream keys.
     pub auth: AuthConfig,
+    /// `[hooks]`: hook event delivery and `[[hooks.endpoints]]`.
+    pub hooks: recnode_actors::hooks::HooksConfig,
 }
 
 /// `[auth]` section.
@@ -409,6 +411,9 @@ pub enum ConfigError {
 /// A value that parses but is not acceptable.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ValidationError {
+    /// A `[hooks]` key is bad (the error names it, e.g. `hooks.endpoints[0].secret`).
+    #[error("key `{}`: {}", .0.field, .0.message)]
+    Hooks(recnode_actors::hooks::EndpointConfigError),
     /// `recorder.segment_seconds` is zero, negative or not finite.
     #[error("key `recorder.segment_seconds` must be a finite number > 0, got {0}")]
     SegmentSeconds(f64),
@@ -608,6 +613,7 @@ impl Config {
             return Err(ValidationError::EmptyStreamKey(pattern.clone()));
         }
         self.validate_upload()?;
+        self.hooks.validate().map_err(ValidationError::Hooks)?;
         if let Some(hard) = self.data.hard_min_free_bytes {
             if hard > self.data.min_free_bytes {
                 return Err(ValidationError::HardMinFreeBytes {
@@ -796,8 +802,14 @@ mod tests {
     fn empty_file_gives_the_documented_defaults() {
         let config = parse("", &[]).expect("defaults are valid");
         assert_eq!(config, Config::default());
-        assert_eq!(config.http.listen, "0.0.0.0:7777".parse().expect("addr"));
-        assert_eq!(config.rtmp.listen, "0.0.0.0:1935".parse().expect("addr"));
+        assert_eq!(
+            config.http.listen,
+            "0.0.0.0:7777".parse::<SocketAddr>().expect("addr")
+        );
+        assert_eq!(
+            config.rtmp.listen,
+            "0.0.0.0:1935".parse::<SocketAddr>().expect("addr")
+        );
         assert_eq!(config.rtmp.apps, ["live"]);
         assert!(config.recorder.auto_streams.is_empty());
         assert_eq!(config.recorder.max_recording_seconds, 0);
@@ -939,7 +951,10 @@ mod tests {
             ],
         )
         .expect("valid");
-        assert_eq!(config.http.listen, "127.0.0.1:8080".parse().expect("addr"));
+        assert_eq!(
+            config.http.listen,
+            "127.0.0.1:8080".parse::<SocketAddr>().expect("addr")
+        );
         assert_eq!(config.recorder.segment_seconds, 4.0);
         assert_eq!(config.recorder.auto_streams, ["cam*", "live"]);
         assert_eq!(config.recorder.node_alias, "edge 1");

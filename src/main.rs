@@ -1,11 +1,13 @@
-//! The recnode binary: parse arguments, set up logging, load the config, run the node.
+//! The recnode binary: parse arguments, set up logging, load the config, then run the
+//! node (the default, or `recnode run`) or a client subcommand (`recnode events`).
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use recnode::{cli::Cli, config::Config, node};
+use recnode::cli::{self, Cli, Command};
+use recnode::{config::Config, node};
 use tracing_subscriber::EnvFilter;
 
 #[actix_web::main]
@@ -32,6 +34,9 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
-    node::run(config).await?;
+    match cli.command {
+        None | Some(Command::Run) => node::run(config).await?,
+        Some(Command::Events(args)) => cli::events(&args, &config).await?,
+    }
     Ok(())
 }

@@ -179,6 +179,50 @@ fn stream_key_rules(config: &Config) -> Vec<StreamKeyRule> {
     rules
 }
 
+/// Starts the hook connector (`[hooks]`) on the node's state store.
+async fn start_hooks(config: &Config) -> Result<recnode_actors::hooks::Hooks, NodeError> {
+    let alias = &config.recorder.node_alias;
+    let spawn_err = |message: String| NodeError::Spawn {
+        what: "hook connector",
+        message,
+    };
+    let node_id = recnode_actors::hooks::node_id_from_alias(alias);
+    let settings = config
+        .hooks
+        .settings(node_id, alias)
+        .map_err(|e| spawn_err(e.to_string()))?;
+    let hooks = recnode_actors::hooks::start_hooks(settings, &state_db(config))
+        .await
+        .map_err(|e| spawn_err(e.to_string()))?;
+    if let Err(e) = hooks
+        .emitter
+        .emit(recnode_actors::hooks::events::node_joined(node_id, alias))
+        .await
+    {
+        tracing::error!("cannot emit node.joined: {e}");
+    }
+    Ok(hooks)
+}
+
+/// On a clean stop, emits `node.left` and gives the endpoints a moment to take what is
+/// pending (the rest is delivered after the next start); then stops the connector.
+async fn stop_hooks(hooks: &recnode_actors::hooks::Hooks, clean: bool) {
+    if clean {
+        let left = recnode_actors::hooks::events::node_left(
+            hooks.emitter.node(),
+            hooks.emitter.node_alias(),
+            "shutdown",
+        );
+        if let Err(e) = hooks.emitter.emit(left).await {
+            tracing::error!("cannot emit node.left: {e}");
+        }
+        if !hooks.wait_delivered(Duration::from_secs(2)).await {
+            tracing::info!("hook events still pending; they are delivered after the next start");
+        }
+    }
+    hooks.stop().await;
+}
+
 /// Runs a node until SIGINT/SIGTERM, then closes every recording before exiting.
 pub async fn run(config: Config) -> Result<(), NodeError> {
     prepare_dirs(&config)?;
@@ -189,6 +233,9 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         UploadTarget::Operator(op) => StorageProbe::Operator(op.clone()),
         UploadTarget::Presigned(presign) => StorageProbe::presign(presign.clone())?,
     };
+    // Hooks first, so everything after can emit: the outbox in the state store, the
+    // connector and the `[[hooks.endpoints]]`.
+    let hooks = start_hooks(&config).await?;
     let args = NodeSupervisorArgs {
         uploader: UploaderArgs {
             settings,
@@ -224,6 +271,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         operator,
         uploader: Some(handles.uploader.clone()),
         disk: Some(handles.disk.clone()),
+        hooks: Some(hooks.clone()),
     };
     let server =
         crate::http::server(addr, state).map_err(|source| NodeError::HttpBind { addr, source })?;
@@ -266,6 +314,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         task.abort();
     }
     node.stop(None);
+    stop_hooks(&hooks, outcome.is_ok()).await;
     http.stop(true).await;
     outcome?;
     tracing::info!("recnode stopped");

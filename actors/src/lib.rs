@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod disk_guard;
+pub mod hooks;
 pub mod ingest;
 pub mod node_supervisor;
 pub mod recorder;

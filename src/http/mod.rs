@@ -21,7 +21,9 @@ use recnode_actors::uploader::StorageHealth;
 #[cfg(feature = "fault-injection")]
 pub mod debug;
 pub mod error;
+pub mod events;
 pub mod health;
+pub mod hooks;
 pub mod metrics;
 pub mod object;
 pub mod presign;
@@ -45,6 +47,8 @@ pub struct ApiState {
     pub uploader: Option<ActorRef<recnode_actors::uploader::UploaderMsg>>,
     /// Free space under the spool, for `/metrics`.
     pub disk: Option<recnode_actors::disk_guard::DiskStatus>,
+    /// The hook connector and outbox (`/api/hooks`, `/api/events`); `None` answers 503.
+    pub hooks: Option<recnode_actors::hooks::Hooks>,
 }
 
 /// Registers the routes outside `/api` that need no auth: health checks and metrics.
@@ -80,6 +84,8 @@ pub fn app(
                 .configure(record::routes)
                 .configure(object::routes)
                 .configure(presign::routes)
+                .configure(hooks::routes)
+                .configure(events::routes)
                 .configure(debug_routes),
         )
         .default_service(web::to(error::unknown_route))
@@ -190,6 +196,7 @@ mod tests {
             operator: recnode_actors::uploader::fs_operator(root).expect("fs operator"),
             uploader: None,
             disk: None,
+            hooks: None,
         }
     }
 
