@@ -242,11 +242,13 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
             spool_dir: spool_dir(&config),
             state_db: state_db(&config),
             health: health.clone(),
+            hooks: hooks.emitter.clone(),
         },
         recorder: recorder_settings(&config),
         rtmp_listen: config.rtmp.listen,
         rtmp_apps: config.rtmp.apps.clone(),
         stream_keys: stream_key_rules(&config),
+        hooks: hooks.emitter.clone(),
     };
     let (node, node_done) = Actor::spawn(None, NodeSupervisor, args)
         .await

@@ -124,6 +124,14 @@ fn low_disk_refuses_new_recordings_and_critical_disk_closes_open_ones_cleanly() 
     );
     assert_eq!(media::decode_errors(&flv_of(&dirs[0])), "", "FLV decodes");
     assert!(publisher.is_running(), "the publisher is still connected");
+    let disk_low = hook_event_types(&node)
+        .into_iter()
+        .filter(|e| e == "upload.disk_low")
+        .count();
+    assert_eq!(
+        disk_low, 3,
+        "an upload.disk_low hook event each time the level worsens: low, low again, critical"
+    );
     let log = node.log();
     assert!(log.contains("disk space low"), "log:\n{log}");
     assert!(log.contains("disk space critical"), "log:\n{log}");

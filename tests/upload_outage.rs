@@ -174,6 +174,11 @@ fn an_s3_outage_mid_recording_loses_nothing_once_storage_is_back() {
         "FLV holds every frame sent"
     );
     assert_eq!(session_outcome(&dir).as_deref(), Some("completed"));
+    // The outage and the recovery are hook events too.
+    let events = hook_event_types(&node);
+    for kind in ["upload.retrying", "upload.stored"] {
+        assert!(events.iter().any(|e| e == kind), "{kind} in {events:?}");
+    }
 }
 
 /// Whether a spool session.json is the final one (outcome no longer `recording`).

@@ -52,6 +52,7 @@ async fn uploader(
     state_db: &Path,
 ) -> ActorRef<UploaderMsg> {
     start_uploader(UploaderArgs {
+        hooks: recnode_actors::hooks::HookEmitter::disabled(),
         settings: UploadSettings {
             concurrency,
             max_backoff: Duration::from_secs(2),

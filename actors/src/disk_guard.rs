@@ -151,6 +151,8 @@ pub struct DiskGuardArgs {
     pub status: DiskStatus,
     /// Told to close every recording when the level turns critical.
     pub streams: ActorRef<StreamSupervisorMsg>,
+    /// Where `upload.disk_low` goes on each move to low or critical.
+    pub hooks: crate::hooks::HookEmitter,
 }
 
 /// Messages to the disk guard.
@@ -171,6 +173,7 @@ pub struct DiskGuardState {
     settings: DiskGuardSettings,
     status: DiskStatus,
     streams: ActorRef<StreamSupervisorMsg>,
+    hooks: crate::hooks::HookEmitter,
     level: DiskLevel,
     measuring: bool,
     /// Whether the last measurement failed (logged once per failure streak).
@@ -191,6 +194,18 @@ impl DiskGuardState {
             self.settings.min_free_bytes,
             self.settings.hard_min_free_bytes,
         );
+        if level > self.level {
+            self.hooks.emit_nowait(crate::hooks::events::disk_low(
+                &path,
+                free,
+                if level == DiskLevel::Critical {
+                    hard
+                } else {
+                    min
+                },
+                level == DiskLevel::Critical,
+            ));
+        }
         match level {
             DiskLevel::Ok => tracing::info!(
                 %path, free_bytes = free, min_free_bytes = min,
@@ -236,6 +251,7 @@ impl Actor for DiskGuard {
             settings: args.settings,
             status: args.status,
             streams: args.streams,
+            hooks: args.hooks,
             level: DiskLevel::Ok,
             measuring: false,
             failing: false,

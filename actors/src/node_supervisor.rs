@@ -23,6 +23,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent
 use ractor_cluster_derive::RactorMessage;
 
 use crate::disk_guard::DiskStatus;
+use crate::hooks::{events, HookEmitter};
 use crate::ingest::{RtmpIngestArgs, RtmpListener, RtmpListenerMsg, StreamKeyRule};
 use crate::recovery::recover_spool;
 use crate::stream::{
@@ -50,6 +51,8 @@ pub struct NodeSupervisorArgs {
     pub rtmp_apps: Vec<String>,
     /// Publish keys.
     pub stream_keys: Vec<StreamKeyRule>,
+    /// Where the node's actors emit hook events.
+    pub hooks: HookEmitter,
 }
 
 /// Messages to the node supervisor.
@@ -104,7 +107,10 @@ impl Actor for NodeSupervisor {
         )
         .await
         {
-            Ok(report) => tracing::info!(?report, "spool recovery finished"),
+            Ok(report) => {
+                tracing::info!(?report, "spool recovery finished");
+                emit_recovered(&args.hooks, &spool, &report.recovered).await;
+            }
             // Best effort: what could not be finished stays in the spool for an operator
             // (and the next start); new streams are still recorded.
             Err(e) => tracing::error!("spool recovery failed: {e}"),
@@ -117,6 +123,7 @@ impl Actor for NodeSupervisor {
             recorder: args.recorder,
             uploader: uploader.clone(),
             disk: disk.clone(),
+            hooks: args.hooks.clone(),
         };
         let (streams, _) =
             Actor::spawn_linked(None, StreamSupervisor, streams_args, myself.get_cell()).await?;
@@ -215,5 +222,38 @@ impl Actor for NodeSupervisor {
         tracing::error!(actor = name, reason = %why, "top-level actor exited; stopping the node");
         myself.stop(Some(format!("{name} exited: {why}")));
         Ok(())
+    }
+}
+
+/// Emits `record.stopped` (outcome `recovered`) for each record dir spool recovery
+/// finished, described by the session.json recovery wrote (read before the uploader
+/// starts, so the file is still in the spool).
+async fn emit_recovered(hooks: &HookEmitter, spool: &std::path::Path, record_dirs: &[String]) {
+    for dir in record_dirs {
+        let path = spool.join(dir).join("session.json");
+        let read = tokio::task::spawn_blocking(move || std::fs::read(path)).await;
+        let session: serde_json::Value = match read {
+            Ok(Ok(bytes)) => serde_json::from_slice(&bytes).unwrap_or_default(),
+            _ => serde_json::Value::Null,
+        };
+        let text = |k: &str| session[k].as_str().unwrap_or_default().to_string();
+        let record = events::RecordRef {
+            stream: text("stream"),
+            app: text("app"),
+            record_id: text("record_id"),
+            record_dir: dir.clone(),
+            format: [("mpd_path", "dash"), ("flv_path", "flv")]
+                .iter()
+                .filter(|(k, _)| session[*k].is_string())
+                .map(|(_, f)| *f)
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        let duration_ms = (session["duration_seconds"].as_f64().unwrap_or(0.0) * 1000.0) as u64;
+        let segments = session["segments"]["video"]
+            .as_u64()
+            .or_else(|| session["segments"]["audio"].as_u64())
+            .unwrap_or(0) as u32;
+        hooks.emit_nowait(record.stopped(duration_ms, events::Outcome::Recovered, segments));
     }
 }

@@ -274,6 +274,7 @@ async fn a_recording_killed_mid_fragment_is_recovered_playable_and_uploaded() {
         "{report:?}"
     );
     let uploader = start_uploader(UploaderArgs {
+        hooks: recnode_actors::hooks::HookEmitter::disabled(),
         settings: UploadSettings {
             concurrency: 4,
             max_backoff: std::time::Duration::from_secs(1),

@@ -40,6 +40,7 @@ async fn setup_with(concurrency: usize) -> Setup {
     let state_db = tmp.path().join("state.sqlite3");
     let health = StorageHealth::default();
     let uploader = start_uploader(UploaderArgs {
+        hooks: recnode_actors::hooks::HookEmitter::disabled(),
         settings: settings(
             UploadTarget::Operator(fs_operator(&storage).unwrap()),
             concurrency,
@@ -336,6 +337,7 @@ async fn the_queue_survives_the_uploaders_death_and_is_stored_by_the_next_one() 
 
     std::fs::remove_file(&blocker).unwrap();
     let uploader = start_uploader(UploaderArgs {
+        hooks: recnode_actors::hooks::HookEmitter::disabled(),
         settings: settings(UploadTarget::Operator(fs_operator(&s.storage).unwrap()), 4),
         spool_dir: s.spool.clone(),
         state_db: s.state_db.clone(),
@@ -482,6 +484,7 @@ async fn presigned_uploads_keep_manifests_behind_every_earlier_segment_of_their_
     let spool = tmp.path().join("spool");
     let health = StorageHealth::default();
     let uploader = start_uploader(UploaderArgs {
+        hooks: recnode_actors::hooks::HookEmitter::disabled(),
         settings: UploadSettings {
             concurrency: 6,
             max_backoff: Duration::from_millis(200),

@@ -341,6 +341,18 @@ impl Drop for Node {
     }
 }
 
+/// The types (`record.started`, `upload.stored`, ...) of every hook event in the node's
+/// outbox so far, in seq order, read from `GET /api/events?since=0&follow=false`.
+pub fn hook_event_types(node: &Node) -> Vec<String> {
+    let r = node.api("GET", "/api/events?since=0&follow=false", None);
+    assert_eq!(r.status, 200, "GET /api/events: {r:?}");
+    r.body
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Makes a `seconds`-long test source like the one every RTMP test publishes
 /// (`media::lavfi_source` makes 5 s): a 320x240 25 fps test pattern with a 440 Hz tone at
 /// 44.1 kHz, H264 with B-frames and a keyframe every second, and AAC, in FLV.

@@ -42,6 +42,8 @@ pub struct StreamSupervisorArgs {
     pub uploader: ActorRef<UploaderMsg>,
     /// Free space under the spool, which this supervisor's disk guard measures.
     pub disk: DiskStatus,
+    /// Where streams, recordings and the disk guard emit hook events.
+    pub hooks: crate::hooks::HookEmitter,
 }
 
 /// The registry of live streams.
@@ -101,6 +103,7 @@ impl Actor for StreamSupervisor {
             settings: args.recorder.disk.clone(),
             status: disk.clone(),
             streams: myself.clone(),
+            hooks: args.hooks.clone(),
         };
         let (disk_guard, _) =
             Actor::spawn_linked(None, DiskGuard, guard, myself.get_cell()).await?;

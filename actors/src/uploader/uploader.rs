@@ -66,6 +66,8 @@ pub struct UploaderArgs {
     pub state_db: PathBuf,
     /// Told about every storage success and failure.
     pub health: StorageHealth,
+    /// Where `upload.stored` and `upload.retrying` hook events go.
+    pub hooks: crate::hooks::HookEmitter,
 }
 
 /// The uploader's counters and queue gauges.
@@ -223,6 +225,7 @@ pub struct UploaderState {
     spool_dir: PathBuf,
     max_backoff: Duration,
     health: StorageHealth,
+    hooks: crate::hooks::HookEmitter,
     slots: Vec<Slot>,
     restarts: VecDeque<Instant>,
     writer: mpsc::Sender<Pending>,
@@ -458,11 +461,12 @@ impl UploaderState {
         }
         slot.job = None;
         let now = Instant::now();
-        let key = self
+        let (key, enqueued_at_ms) = self
             .queue
             .get(report.job)
-            .map(|j| j.row.key.clone())
+            .map(|j| (j.row.key.clone(), j.row.enqueued_at_ms))
             .unwrap_or_default();
+        let attempts = self.queue.get(report.job).map_or(0, |j| j.attempts);
         match report.outcome {
             Outcome::Stored(bytes) => {
                 self.stats.stored += 1;
@@ -473,6 +477,13 @@ impl UploaderState {
                 }
                 self.queue.finish(report.job);
                 self.persist(UploadOp::Delete(report.job), None);
+                let latency_ms = unix_ms().saturating_sub(enqueued_at_ms);
+                self.hooks.emit_nowait(crate::hooks::events::upload_stored(
+                    &key,
+                    bytes,
+                    attempts + 1,
+                    latency_ms,
+                ));
                 tracing::debug!(%key, bytes, "stored");
             }
             Outcome::Vanished => {
@@ -499,6 +510,13 @@ impl UploaderState {
                     });
                 }
                 tracing::warn!(%key, attempts, retry_in_ms = delay.as_millis() as u64, %error, "upload failed; will retry");
+                self.hooks
+                    .emit_nowait(crate::hooks::events::upload_retrying(
+                        &key,
+                        attempts,
+                        &error.to_string(),
+                        delay.as_millis() as u64,
+                    ));
             }
         }
     }
@@ -556,6 +574,7 @@ impl Actor for Uploader {
             spool_dir: args.spool_dir,
             max_backoff: args.settings.max_backoff.max(Duration::from_millis(1)),
             health: args.health,
+            hooks: args.hooks,
             slots: Vec::new(),
             restarts: VecDeque::new(),
             writer: tx,

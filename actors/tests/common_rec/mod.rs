@@ -255,6 +255,7 @@ impl Node {
             disk: recnode_actors::disk_guard::DiskStatus::new(&settings.disk),
             recorder: settings,
             uploader: uploader.clone(),
+            hooks: recnode_actors::hooks::HookEmitter::disabled(),
         })
         .await
         .unwrap();
