@@ -179,6 +179,14 @@ fn an_s3_outage_mid_recording_loses_nothing_once_storage_is_back() {
     for kind in ["upload.retrying", "upload.stored"] {
         assert!(events.iter().any(|e| e == kind), "{kind} in {events:?}");
     }
+    // Retry events carry the backlog the outage built up (canonical JSON: a string).
+    let sse = node
+        .api("GET", "/api/events?since=0&follow=false", None)
+        .body;
+    assert!(
+        sse.contains("\"queueLength\":\""),
+        "queue length in:\n{sse}"
+    );
 }
 
 /// Whether a spool session.json is the final one (outcome no longer `recording`).

@@ -190,8 +190,15 @@ pub fn upload_stored(key: &str, bytes: u64, attempts: u32, latency_ms: u64) -> E
     })
 }
 
-/// `upload.retrying`: attempt `attempt` of `key` failed; the next starts in `retry_in_ms`.
-pub fn upload_retrying(key: &str, attempt: u32, error: &str, retry_in_ms: u64) -> Event {
+/// `upload.retrying`: attempt `attempt` of `key` failed; the next starts in `retry_in_ms`;
+/// `queue_length` files are waiting for upload on the node.
+pub fn upload_retrying(
+    key: &str,
+    attempt: u32,
+    error: &str,
+    retry_in_ms: u64,
+    queue_length: u64,
+) -> Event {
     Event::Upload(UploadEvent {
         key: key.to_string(),
         event: Some(upload_event::Event::Retrying(
@@ -199,6 +206,7 @@ pub fn upload_retrying(key: &str, attempt: u32, error: &str, retry_in_ms: u64) -
                 attempt,
                 error: error.to_string(),
                 retry_in_ms,
+                queue_length,
             },
         )),
     })

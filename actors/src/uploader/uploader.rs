@@ -516,6 +516,7 @@ impl UploaderState {
                         attempts,
                         &error.to_string(),
                         delay.as_millis() as u64,
+                        self.queue.queued() as u64,
                     ));
             }
         }
