@@ -9,9 +9,13 @@
 # measures CPU (user+sys of the process, /usr/bin/time), peak RSS (VmHWM), bytes
 # recorded, frames lost and storage lag (recnode-loadgen check). Then the same load
 # against nginx-rtmp (record all). Levels after the first recnode failure are skipped.
-# Writes bench/rtmp-results.md. Env: BENCH_DURATION (30), BENCH_WORK (/tmp/recnode-bench),
-# BENCH_BUDGET_SECS (1800: no new level starts after this), BENCH_SKIP_NGINX=1,
-# BENCH_CONTINUE_ON_LAG=1 (keep raising N while only the lag bound fails).
+# Writes bench/rtmp-results.md (BENCH_RESULTS to write elsewhere). Env: BENCH_DURATION (30),
+# BENCH_WORK (/tmp/recnode-bench), BENCH_BUDGET_SECS (1800: no new level starts after
+# this), BENCH_SKIP_NGINX=1, BENCH_CONTINUE_ON_LAG=1 (keep raising N while only the lag
+# bound fails), BENCH_RECNODE_BIN / BENCH_LOADGEN_BIN (prebuilt binaries: no build, for
+# comparing two builds; BENCH_LABEL describes them), BENCH_KEEP=1 (keep each level's
+# recordings; by default they are deleted once measured). A level whose recordings would
+# not fit on the disk (with 2 GB to spare) is skipped.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +29,7 @@ HTTP_PORT=27777
 NGINX_PORT=31935
 LEVELS=("$@")
 [ ${#LEVELS[@]} -gt 0 ] || LEVELS=(10 50 100 200 300 400)
-RESULTS=$ROOT/bench/rtmp-results.md
+RESULTS=${BENCH_RESULTS:-$ROOT/bench/rtmp-results.md}
 START_TS=$(date +%s)
 
 mkdir -p "$WORK" "$ROOT/bench"
@@ -60,10 +64,17 @@ if [ ! -s "$SRC" ]; then
     mv "$SRC.tmp.flv" "$SRC"
 fi
 
-log "building recnode and recnode-loadgen (release, $CARGO_TARGET_DIR)"
-(cd "$ROOT" && cargo build --release -q -p recnode -p recnode-loadgen)
-RECNODE=$CARGO_TARGET_DIR/release/recnode
-LOADGEN=$CARGO_TARGET_DIR/release/recnode-loadgen
+if [ -n "${BENCH_RECNODE_BIN:-}" ] && [ -n "${BENCH_LOADGEN_BIN:-}" ]; then
+    RECNODE=$BENCH_RECNODE_BIN
+    LOADGEN=$BENCH_LOADGEN_BIN
+    BUILD_NOTE="prebuilt $RECNODE${BENCH_LABEL:+: $BENCH_LABEL}"
+else
+    log "building recnode and recnode-loadgen (release, $CARGO_TARGET_DIR)"
+    (cd "$ROOT" && cargo build --release -q -p recnode -p recnode-loadgen)
+    RECNODE=$CARGO_TARGET_DIR/release/recnode
+    LOADGEN=$CARGO_TARGET_DIR/release/recnode-loadgen
+    BUILD_NOTE="built from the work tree"
+fi
 CLK_TCK=$(getconf CLK_TCK)
 
 # ---- helpers -------------------------------------------------------------------------
@@ -97,6 +108,16 @@ wait_exit() {
     done
 }
 kv() { grep -o "$1=[^ ]*" "$2" | tail -1 | cut -d= -f2; }
+# The 1-minute load average (other work on the machine skews CPU numbers).
+loadavg() { cut -d' ' -f1 /proc/loadavg; }
+# Whether N streams of DURATION s fit on the disk under WORK: fMP4 + FLV at ~2.5 Mbps each,
+# counted twice (spool and storage may hold a file at once), plus 2 GB to spare.
+fits_on_disk() {
+    local need_kb avail_kb
+    need_kb=$(awk -v n="$1" -v d="$DURATION" 'BEGIN { printf "%d", n * d * 2.5e6 / 8 * 2 * 2 / 1024 + 2 * 1048576 }')
+    avail_kb=$(df -Pk "$WORK" | awk 'NR == 2 { print $4 }')
+    [ "$avail_kb" -ge "$need_kb" ]
+}
 div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0 || a == "na" || b == "na") print "na"; else printf "%.2f", a / b }'; }
 
 ROWS=()
@@ -121,7 +142,7 @@ run_recnode() {
     if ! wait_port 127.0.0.1 $RTMP_PORT 30; then
         log "recnode did not listen"; tail -20 "$dir/node.log" >&2; return 1
     fi
-    local cpu0 t0; cpu0=$(proc_cpu_s "$pid"); t0=$(date +%s.%N)
+    local cpu0 t0 load0 load1; cpu0=$(proc_cpu_s "$pid"); t0=$(date +%s.%N); load0=$(loadavg)
     log "recnode N=$n: publishing for ${DURATION}s"
     set +e
     /usr/bin/time -f "%e %U %S %M" -o "$dir/loadgen-time.txt" "$LOADGEN" rtmp \
@@ -130,7 +151,7 @@ run_recnode() {
         >"$dir/loadgen.log" 2>&1
     local lg_rc=$?
     set -e
-    local cpu_load t1; cpu_load=$(proc_cpu_s "$pid"); t1=$(date +%s.%N)
+    local cpu_load t1; cpu_load=$(proc_cpu_s "$pid"); t1=$(date +%s.%N); load1=$(loadavg)
     # Wait (≤ 30 s) for every recording to be closed and stored.
     local drain_start=$SECONDS done_n=0
     while [ $((SECONDS - drain_start)) -lt 30 ]; do
@@ -177,11 +198,12 @@ run_recnode() {
     fi
     R_LOAD_PCT=$load_pct
     ROWS+=("| $n | recnode | $result | $(kv video_samples "$dir/check.log")/$(kv video_frames "$dir/loadgen.log") v, $(kv audio_samples "$dir/check.log")/$(kv audio_frames "$dir/loadgen.log") a | $(kv passed "$dir/check.log")/$n | $(kv lag_p50_ms "$dir/check.log") / $(kv lag_p99_ms "$dir/check.log") / $(kv lag_max_ms "$dir/check.log") (excl. final $(kv lag_max_excl_final_ms "$dir/check.log")) | $cpu | $load_pct% | $hwm | $(awk -v b="$bytes" 'BEGIN { printf "%.0f", b / 1e6 }') | $R_CPU_PER_GB | $R_CPU_PER_SENT_GB | $(kv lateness_max_ms "$dir/loadgen.log") | $(awk -v u="$lg_u" -v s="$lg_s" 'BEGIN { printf "%.1f", u + s }') |")
-    NOTES+=("recnode N=$n: $exit_note; drain to all-completed ${drain_s}s (found $done_n/$n completed); CPU at SIGTERM ${cpu_pre}s vs total $cpu s; spool files left $spool_left; per-thread CPU s: $threads")
+    NOTES+=("recnode N=$n: $exit_note; drain to all-completed ${drain_s}s (found $done_n/$n completed); CPU at SIGTERM ${cpu_pre}s vs total $cpu s; spool files left $spool_left; load average at start / end of publish $load0 / $load1; per-thread CPU s: $threads")
     if [ "$result" = FAIL ]; then
         NOTES+=("recnode N=$n FAILED: loadgen rc=$lg_rc check rc=$ck_rc; check: $(grep -m3 '^FAIL' "$dir/check.log" | cut -c1-300 | paste -sd'|' -) ; $(tail -1 "$dir/check.log"); loadgen errors: $(grep -c ERROR "$dir/loadgen.log"); node warnings/errors: $(grep -cE 'WARN|ERROR' "$dir/node.log")")
     fi
     log "recnode N=$n: $result cpu=${cpu}s rss=${hwm}MB bytes=$bytes $(tail -1 "$dir/check.log")"
+    [ -n "${BENCH_KEEP:-}" ] || rm -rf "$dir/recordings" "$dir/data"
 }
 
 # ---- nginx-rtmp run ------------------------------------------------------------------
@@ -246,15 +268,20 @@ EOF
     N_CPU_PER_SENT_GB=$(div "$cpu" "$(awk -v b="${sent_b:-0}" 'BEGIN { print b / 1e9 }')")
     ROWS+=("| $n | nginx-rtmp | $result ($files FLV files; not frame-checked) | $(kv video_frames "$dir/loadgen.log") v, $(kv audio_frames "$dir/loadgen.log") a sent | – | – | $cpu | $load_pct% | $hwm | $(awk -v b="$bytes" 'BEGIN { printf "%.0f", b / 1e6 }') | $N_CPU_PER_GB | $N_CPU_PER_SENT_GB | $(kv lateness_max_ms "$dir/loadgen.log") | $(awk -v u="$lg_u" -v s="$lg_s" 'BEGIN { printf "%.1f", u + s }') |")
     log "nginx N=$n: cpu=${cpu}s rss=${hwm}MB bytes=$bytes files=$files"
+    [ -n "${BENCH_KEEP:-}" ] || rm -rf "$dir/rec"
 }
 
 # ---- main loop -----------------------------------------------------------------------
 FUZZ=$(ps -eo pid,ni,pcpu,etime,comm --sort=-pcpu | awk 'NR > 1 && $2 > 0 && $3 > 5' | head -3 | paste -sd';' -)
+LOAD_START=$(loadavg)
 BEST=none
 NOLOSS=none
 for n in "${LEVELS[@]}"; do
     if [ $(($(date +%s) - START_TS)) -gt "$BUDGET" ]; then
         NOTES+=("levels from N=$n on skipped: time budget ${BUDGET}s used up"); break
+    fi
+    if ! fits_on_disk "$n"; then
+        NOTES+=("levels from N=$n on skipped: not enough free disk under $WORK"); break
     fi
     R_RESULT=FAIL; R_KIND=frames; R_LOAD_PCT=0; R_CPU_PER_GB=na; R_CPU_PER_SENT_GB=na
     run_recnode "$n" || { NOTES+=("recnode N=$n: node did not start"); break; }
@@ -282,9 +309,9 @@ done
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
-    echo "- recnode $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD -- src actors media 2>/dev/null || echo ' (+ uncommitted changes)'), nginx $(nginx -v 2>&1 | cut -d/ -f2) + libnginx-mod-rtmp"
+    echo "- recnode $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD -- src actors media 2>/dev/null || echo ' (+ uncommitted changes)') ($BUILD_NOTE), nginx $(nginx -v 2>&1 | cut -d/ -f2) + libnginx-mod-rtmp"
     echo "- load: N publishers × ${DURATION} s of a 20 s 1920x1080 30 fps H264 (ultrafast, ~2.4 Mbps, GOP 60, 2 B-frames) + AAC 96k FLV looped, real-time pace, starts spread over 2 s; recnode-loadgen on one thread on the same machine"
-    echo "- other load on the machine at start: ${FUZZ:-none seen} (niced)"
+    echo "- other load on the machine at start: ${FUZZ:-none seen} (niced); load average at start $LOAD_START (2 cores)"
     echo "- largest N with no frame lost and every segment in storage ≤ ${MAX_LAG_MS} ms after its last frame was sent: **$BEST** (levels given: ${LEVELS[*]})"
     echo "- largest N with no frame lost (lag not considered): **$NOLOSS**"
     echo

@@ -56,17 +56,19 @@ ensure_s3_server() {
 }
 
 # An S3 client we did not write (boto3), for the tests to read the bucket with and for
-# the upload benchmark to compare against; in a venv so the system Python is untouched.
+# the upload benchmark to compare against, and a WebRTC client we did not write (aiortc,
+# run by scripts/whip_publish.py in the WHIP tests); in a venv so the system Python is
+# untouched.
 ensure_python_tools() {
-    if [ -x "$TOOLS/venv/bin/python" ] && "$TOOLS/venv/bin/python" -c 'import boto3' 2>/dev/null; then
+    if [ -x "$TOOLS/venv/bin/python" ] && "$TOOLS/venv/bin/python" -c 'import boto3, aiortc' 2>/dev/null; then
         return
     fi
     if ! python3 -m venv --help >/dev/null 2>&1; then
         apt_install python3-venv
     fi
-    log "installing boto3 into $TOOLS/venv"
+    log "installing boto3 and aiortc into $TOOLS/venv"
     python3 -m venv "$TOOLS/venv"
-    "$TOOLS/venv/bin/pip" install --quiet boto3
+    "$TOOLS/venv/bin/pip" install --quiet boto3 aiortc==1.16.0
 }
 
 # cargo-nextest runs the suite; without it (and if it cannot be installed) the

@@ -33,6 +33,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// `[rtmp]`: the RTMP ingest.
     pub rtmp: RtmpConfig,
+    /// `[whip]`: the WebRTC (WHIP) ingest.
+    pub whip: WhipConfig,
     /// `[recorder]`: what to record and where to store it.
     pub recorder: RecorderConfig,
     /// `[data]`: local state (spool, queues).
@@ -87,6 +89,102 @@ impl Default for RtmpConfig {
             apps: vec!["live".to_string()],
         }
     }
+}
+
+/// `[whip]` section: WebRTC publishing over WHIP (`POST /whip/{stream}` on the HTTP port).
+///
+/// Media arrives over UDP: by default on one port shared by every session (`udp_listen`,
+/// UDP mux), which scales better than a port per session (one firewall rule, one socket,
+/// nothing bound per publisher); `udp_port_range` switches to a socket per session.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WhipConfig {
+    /// Whether `/whip` takes publishers (default true).
+    pub enabled: bool,
+    /// The UDP address every session shares (default `0.0.0.0:8189`; port 0 picks one).
+    pub udp_listen: SocketAddr,
+    /// `[min, max]`: one UDP port per session from this range instead of `udp_listen`.
+    pub udp_port_range: Option<[u16; 2]>,
+    /// Addresses to advertise in ICE candidates instead of the local ones (1:1 NAT).
+    pub public_ips: Vec<std::net::IpAddr>,
+    /// Video codecs to accept, most preferred first (`h264`, `vp8`, `vp9`, `av1`).
+    pub video_codecs: Vec<WhipVideoCodec>,
+    /// Audio codecs to accept, most preferred first (`opus`).
+    pub audio_codecs: Vec<WhipAudioCodec>,
+    /// Seconds without RTP (or with ICE failed) after which a session is closed.
+    pub session_timeout_seconds: u64,
+}
+
+impl Default for WhipConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            udp_listen: SocketAddr::from(([0, 0, 0, 0], 8189)),
+            udp_port_range: None,
+            public_ips: Vec::new(),
+            video_codecs: vec![
+                WhipVideoCodec::H264,
+                WhipVideoCodec::Vp8,
+                WhipVideoCodec::Vp9,
+                WhipVideoCodec::Av1,
+            ],
+            audio_codecs: vec![WhipAudioCodec::Opus],
+            session_timeout_seconds: 10,
+        }
+    }
+}
+
+impl WhipConfig {
+    /// Checks the port range, the codec lists and the timeout.
+    fn validate(&self) -> Result<(), ValidationError> {
+        let bad = |key: &'static str, reason: String| ValidationError::Whip { key, reason };
+        if let Some([min, max]) = self.udp_port_range {
+            if min == 0 || min > max {
+                return Err(bad(
+                    "udp_port_range",
+                    format!("must be [min, max] with 0 < min <= max, got [{min}, {max}]"),
+                ));
+            }
+        }
+        if self.video_codecs.is_empty() && self.audio_codecs.is_empty() {
+            return Err(bad(
+                "video_codecs",
+                "video_codecs and audio_codecs must not both be empty".into(),
+            ));
+        }
+        if !(1..=3600).contains(&self.session_timeout_seconds) {
+            return Err(bad(
+                "session_timeout_seconds",
+                format!(
+                    "must be between 1 and 3600, got {}",
+                    self.session_timeout_seconds
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A video codec WHIP publishers may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhipVideoCodec {
+    /// H264 (packetization-mode 1).
+    H264,
+    /// VP8.
+    Vp8,
+    /// VP9.
+    Vp9,
+    /// AV1.
+    Av1,
+}
+
+/// An audio codec WHIP publishers may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhipAudioCodec {
+    /// Opus.
+    Opus,
 }
 
 /// Output format of a recording.
@@ -470,6 +568,14 @@ pub enum ValidationError {
         /// `data.min_free_bytes`.
         min: u64,
     },
+    /// A `[whip]` value is out of range.
+    #[error("key `whip.{key}`: {reason}")]
+    Whip {
+        /// The key under `[whip]`.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// The longest validity of a presigned URL, in seconds (7 days; S3's SigV4 limit).
@@ -614,6 +720,7 @@ impl Config {
         }
         self.validate_upload()?;
         self.hooks.validate().map_err(ValidationError::Hooks)?;
+        self.whip.validate()?;
         if let Some(hard) = self.data.hard_min_free_bytes {
             if hard > self.data.min_free_bytes {
                 return Err(ValidationError::HardMinFreeBytes {
@@ -1178,6 +1285,44 @@ mod tests {
             &[],
         )
         .expect("valid");
+    }
+
+    #[test]
+    fn whip_section_is_read_with_its_defaults_and_checked() {
+        let config = parse("", &[]).expect("defaults");
+        assert!(config.whip.enabled);
+        assert_eq!(
+            config.whip.udp_listen,
+            SocketAddr::from(([0, 0, 0, 0], 8189))
+        );
+        assert_eq!(config.whip.udp_port_range, None);
+        assert_eq!(config.whip.audio_codecs, [WhipAudioCodec::Opus]);
+        let config = parse(
+            "[whip]\nudp_port_range = [50000, 50100]\npublic_ips = [\"203.0.113.7\"]\n\
+             video_codecs = [\"vp8\", \"av1\"]\nsession_timeout_seconds = 5\n",
+            &[("RECNODE_WHIP__AUDIO_CODECS", "[]")],
+        )
+        .expect("valid whip section");
+        assert_eq!(config.whip.udp_port_range, Some([50000, 50100]));
+        assert_eq!(
+            config.whip.public_ips,
+            ["203.0.113.7".parse::<std::net::IpAddr>().unwrap()]
+        );
+        assert_eq!(
+            config.whip.video_codecs,
+            [WhipVideoCodec::Vp8, WhipVideoCodec::Av1]
+        );
+        assert!(config.whip.audio_codecs.is_empty());
+        assert!(
+            parse_err("[whip]\nvideo_codecs = [\"mpeg2\"]\n", &[]).contains("whip.video_codecs")
+        );
+        assert!(parse_err("[whip]\nudp_port_range = [9, 8]\n", &[]).contains("whip.udp_port_range"));
+        assert!(
+            parse_err("[whip]\nvideo_codecs = []\naudio_codecs = []\n", &[])
+                .contains("whip.video_codecs")
+        );
+        assert!(parse_err("[whip]\nsession_timeout_seconds = 0\n", &[])
+            .contains("whip.session_timeout_seconds"));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::time::Duration;
 use opendal::Operator;
 use ractor::rpc::CallResult;
 use ractor::Actor;
+use recnode_actors::ingest::whip::{WhipIngestArgs, WhipIngestMsg, WhipSettings, WhipUdp};
 use recnode_actors::ingest::StreamKeyRule;
 use recnode_actors::node_supervisor::{NodeSupervisor, NodeSupervisorArgs, NodeSupervisorMsg};
 use recnode_actors::stream::{RecordFormats, RecorderSettings, RestartPolicy};
@@ -223,6 +224,52 @@ async fn stop_hooks(hooks: &recnode_actors::hooks::Hooks, clean: bool) {
     hooks.stop().await;
 }
 
+/// Starts the WHIP ingest from `[whip]` (unless disabled); returns it with its UDP address.
+async fn start_whip(
+    config: &Config,
+    streams: &ractor::ActorRef<recnode_actors::stream::StreamSupervisorMsg>,
+) -> Result<(Option<ractor::ActorRef<WhipIngestMsg>>, Option<SocketAddr>), NodeError> {
+    use crate::config::{WhipAudioCodec, WhipVideoCodec};
+    use recnode_actors::media::Codec;
+    let w = &config.whip;
+    if !w.enabled {
+        return Ok((None, None));
+    }
+    let settings = WhipSettings {
+        udp: match w.udp_port_range {
+            Some([min, max]) => WhipUdp::PortRange { min, max },
+            None => WhipUdp::Mux(w.udp_listen),
+        },
+        public_ips: w.public_ips.clone(),
+        video_codecs: (w.video_codecs.iter())
+            .map(|c| match c {
+                WhipVideoCodec::H264 => Codec::H264,
+                WhipVideoCodec::Vp8 => Codec::Vp8,
+                WhipVideoCodec::Vp9 => Codec::Vp9,
+                WhipVideoCodec::Av1 => Codec::Av1,
+            })
+            .collect(),
+        audio_codecs: (w.audio_codecs.iter())
+            .map(|c| match c {
+                WhipAudioCodec::Opus => Codec::Opus,
+            })
+            .collect(),
+        session_timeout: Duration::from_secs(w.session_timeout_seconds),
+    };
+    let args = WhipIngestArgs {
+        settings,
+        stream_keys: stream_key_rules(config),
+        streams: streams.clone(),
+    };
+    let (whip, udp) = recnode_actors::ingest::whip::start_whip(args)
+        .await
+        .map_err(|e| NodeError::Spawn {
+            what: "WHIP ingest",
+            message: e.to_string(),
+        })?;
+    Ok((Some(whip), udp))
+}
+
 /// Runs a node until SIGINT/SIGTERM, then closes every recording before exiting.
 pub async fn run(config: Config) -> Result<(), NodeError> {
     prepare_dirs(&config)?;
@@ -265,6 +312,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     // Not reachable: warn, answer 503 on /readyz and keep probing; recording goes on.
     let reprobe = crate::storage::probe_at_start(probe, health.clone(), probe_name(&config)).await;
 
+    let (whip, whip_udp) = start_whip(&config, &handles.streams).await?;
     let addr = config.http.listen;
     let state = ApiState {
         streams: handles.streams.clone(),
@@ -274,6 +322,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         uploader: Some(handles.uploader.clone()),
         disk: Some(handles.disk.clone()),
         hooks: Some(hooks.clone()),
+        whip: whip.clone(),
     };
     let server =
         crate::http::server(addr, state).map_err(|source| NodeError::HttpBind { addr, source })?;
@@ -282,6 +331,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     tracing::info!(
         http = %addr,
         rtmp = %handles.rtmp_addr,
+        whip_udp = ?whip_udp,
         storage = config.recorder.storage.kind(),
         upload = if config.recorder.upload.enabled { "presigned" } else { "operator" },
         data_dir = %config.data.dir.display(),
@@ -303,6 +353,13 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     };
 
     // No new publishers, every recording closed, uploads drained; then HTTP.
+    if let Some(whip) = &whip {
+        // WHIP sessions first: each unpublishes its stream before the streams close.
+        let _ = whip
+            .call(WhipIngestMsg::Shutdown, Some(Duration::from_secs(15)))
+            .await;
+        whip.stop(None);
+    }
     if outcome.is_ok() {
         match node
             .call(NodeSupervisorMsg::Shutdown, Some(SHUTDOWN_TIMEOUT))

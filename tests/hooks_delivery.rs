@@ -185,10 +185,9 @@ fn a_bad_configured_endpoint_stops_start_up_naming_the_key() {
     assert!(stderr.contains("hooks.endpoints[1].secret"), "{stderr}");
 }
 
-/// Needs the emission points in the stream actor, the recorder session and the uploader
-/// (wired by the lead after issue 6's actors work): today only `node.joined` arrives.
+/// An RTMP publish is reported in order: the stream starts, its recording starts, its
+/// segments are stored, the recording stops and then the stream stops.
 #[test]
-#[ignore = "needs stream/record/upload emission points wired into the actors"]
 fn an_rtmp_publish_is_reported_as_stream_record_and_segment_events() {
     let receiver = Receiver::start(SECRET);
     let env = hook_env(

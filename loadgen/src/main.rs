@@ -4,7 +4,9 @@
 //! - `rtmp` runs the publishers on one thread (a current-thread tokio runtime), so the
 //!   generator uses at most one core of the machine it shares with the node under test.
 //!   Stream `i` starts `i * ramp / N` after the first, so keyframes are not all aligned.
-//! - `check` (or `rtmp --check`) reads the storage root and compares sample counts in
+//! - `whip` runs N WHIP publishers (webrtc-rs, [`recnode_loadgen::whip`]) replaying an H264
+//!   Annex-B or IVF file and an Ogg Opus file at real-time pace, on one thread by default.
+//! - `check` (or `rtmp --check`, `whip --check`) reads the storage root and compares sample counts in
 //!   the fMP4 segments with what was sent; with send times it also reports storage lag.
 #![deny(missing_docs)]
 
@@ -41,6 +43,8 @@ struct Cli {
 enum Command {
     /// Publish N concurrent RTMP streams replaying an FLV file at real-time pace.
     Rtmp(RtmpArgs),
+    /// Publish N concurrent WHIP (WebRTC) streams replaying pre-encoded files at real-time pace.
+    Whip(WhipArgs),
     /// Verify the recordings of a previous `rtmp` run.
     Check(CheckArgs),
 }
@@ -78,6 +82,47 @@ struct RtmpArgs {
     /// With `--check`: fail if a segment reached storage later than this after its last frame.
     #[arg(long)]
     max_lag_ms: Option<f64>,
+}
+
+/// Arguments of `whip`.
+#[derive(Debug, clap::Args)]
+struct WhipArgs {
+    /// The node's HTTP base URL, `http://127.0.0.1:PORT`; streams go to `{url}/whip/{prefix}{i}`.
+    #[arg(long)]
+    url: String,
+    /// Number of concurrent publishers.
+    #[arg(long)]
+    streams: usize,
+    /// The video file: H264 Annex-B with AUDs (`.h264`) or IVF (VP8, VP9, AV1).
+    #[arg(long)]
+    video: PathBuf,
+    /// Frame rate of an `.h264` file (IVF files carry their timestamps).
+    #[arg(long, default_value_t = 30.0)]
+    fps: f64,
+    /// The audio file: Ogg Opus.
+    #[arg(long)]
+    audio: Option<PathBuf>,
+    /// Media seconds to send per stream, looping the files (default: the files once).
+    #[arg(long)]
+    duration_secs: Option<f64>,
+    /// Stream names are `{prefix}{i}`.
+    #[arg(long, default_value = "whip-")]
+    prefix: String,
+    /// Spread the stream starts over this many ms.
+    #[arg(long, default_value_t = 2000)]
+    ramp_ms: u64,
+    /// Bearer token (stream key) for every publisher.
+    #[arg(long)]
+    token: Option<String>,
+    /// Runtime worker threads (1: a current-thread runtime, at most one core).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// After publishing, wait for and check the recordings under this storage root.
+    #[arg(long)]
+    check: Option<PathBuf>,
+    /// How long `--check` waits for the recordings to be complete.
+    #[arg(long, default_value_t = 60)]
+    check_timeout_secs: u64,
 }
 
 /// Arguments of `check`.
@@ -236,6 +281,118 @@ fn run_rtmp(args: RtmpArgs) -> anyhow::Result<bool> {
     Ok(ok)
 }
 
+/// Runs the WHIP publishers and prints what each sent.
+fn run_whip(args: WhipArgs) -> anyhow::Result<bool> {
+    use recnode_loadgen::whip;
+    let is_ivf = args.video.extension().is_some_and(|e| e == "ivf");
+    let video = if is_ivf {
+        whip::ivf_track(&args.video)?
+    } else {
+        whip::h264_track(&args.video, args.fps)?
+    };
+    let audio = args.audio.as_deref().map(whip::opus_track).transpose()?;
+    eprintln!(
+        "video {} ({} frames, {}), audio {}; {} WHIP streams to {}",
+        args.video.display(),
+        video.frames.len(),
+        video.mime_type,
+        audio.as_ref().map_or("none".to_string(), |a| format!(
+            "{} packets",
+            a.frames.len()
+        )),
+        args.streams,
+        args.url
+    );
+    let runtime = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()
+    }
+    .context("building the tokio runtime")?;
+    let began = Instant::now();
+    let base = args.url.trim_end_matches('/').to_string();
+    let results = runtime.block_on(async {
+        let mut tasks = Vec::with_capacity(args.streams);
+        for i in 0..args.streams {
+            let options = whip::PublishOptions {
+                url: format!("{base}/whip/{}{i}", args.prefix),
+                token: args.token.clone(),
+                video: Some(video.clone()),
+                audio: audio.clone(),
+                duration: args.duration_secs.map(Duration::from_secs_f64),
+                vanish: false,
+                connect_timeout: Duration::from_secs(30),
+            };
+            let delay = Duration::from_millis(args.ramp_ms * i as u64 / args.streams.max(1) as u64);
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                whip::publish(options).await
+            }));
+        }
+        let mut results = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            results.push(match task.await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(e) => Err(format!("publisher task failed: {e}")),
+            });
+        }
+        results
+    });
+    let wall = began.elapsed();
+    let mut ok = true;
+    let mut expectations = Vec::new();
+    for (i, result) in results.iter().enumerate() {
+        let name = format!("{}{i}", args.prefix);
+        match result {
+            Ok(r) => {
+                println!(
+                    "stream {name} video={} audio={} late_over_100ms={} plis={} connect_ms={} delete={}",
+                    r.video_frames, r.audio_frames, r.late_frames, r.plis, r.connect_ms, r.delete_status
+                );
+                expectations.push(Expectation {
+                    name,
+                    video_frames: r.video_frames,
+                    audio_frames: r.audio_frames,
+                    ..Expectation::default()
+                });
+            }
+            Err(e) => {
+                println!("stream {name} ERROR {e}");
+                ok = false;
+            }
+        }
+    }
+    let reports: Vec<&whip::PublishReport> =
+        results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    println!(
+        "SEND streams={} failed={} video_frames={} audio_frames={} late_over_100ms={} plis={} wall_s={:.1}",
+        results.len(),
+        results.len() - reports.len(),
+        reports.iter().map(|r| r.video_frames).sum::<u64>(),
+        reports.iter().map(|r| r.audio_frames).sum::<u64>(),
+        reports.iter().map(|r| r.late_frames).sum::<u64>(),
+        reports.iter().map(|r| r.plis).sum::<u64>(),
+        wall.as_secs_f64(),
+    );
+    if let Some(root) = &args.check {
+        let deadline = Instant::now() + Duration::from_secs(args.check_timeout_secs);
+        let checks = loop {
+            let checks = check_all(root, &expectations);
+            if checks.iter().all(|c| c.problems.is_empty()) || Instant::now() >= deadline {
+                break checks;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        ok &= print_checks(&checks, None);
+    }
+    Ok(ok)
+}
+
 /// Checks every expected stream.
 fn check_all(root: &Path, expectations: &[Expectation]) -> Vec<StreamCheck> {
     expectations.iter().map(|e| check_stream(root, e)).collect()
@@ -323,6 +480,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let ok = match cli.command {
         Command::Rtmp(args) => run_rtmp(args)?,
+        Command::Whip(args) => run_whip(args)?,
         Command::Check(args) => run_check(args)?,
     };
     if !ok {

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod object;
 pub mod presign;
 pub mod record;
+pub mod whip;
 
 use error::ApiError;
 
@@ -49,6 +50,8 @@ pub struct ApiState {
     pub disk: Option<recnode_actors::disk_guard::DiskStatus>,
     /// The hook connector and outbox (`/api/hooks`, `/api/events`); `None` answers 503.
     pub hooks: Option<recnode_actors::hooks::Hooks>,
+    /// The WHIP ingest (`/whip`, outside `/api`); `None` when `[whip] enabled = false`.
+    pub whip: Option<ActorRef<recnode_actors::ingest::whip::WhipIngestMsg>>,
 }
 
 /// Registers the routes outside `/api` that need no auth: health checks and metrics.
@@ -78,6 +81,7 @@ pub fn app(
     App::new()
         .app_data(web::Data::new(state))
         .configure(routes)
+        .configure(whip::routes)
         .service(
             web::scope("/api")
                 .wrap(from_fn(require_admin_token))
@@ -197,6 +201,7 @@ mod tests {
             uploader: None,
             disk: None,
             hooks: None,
+            whip: None,
         }
     }
 

@@ -226,6 +226,8 @@ impl Node {
         let child = recnode_command(cwd.path())
             .env("RECNODE_HTTP__LISTEN", http.to_string())
             .env("RECNODE_RTMP__LISTEN", rtmp.to_string())
+            // The WHIP UDP socket on any free port, so parallel nodes never collide on 8189.
+            .env("RECNODE_WHIP__UDP_LISTEN", "127.0.0.1:0")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

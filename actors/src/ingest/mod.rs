@@ -23,6 +23,7 @@
 
 mod rtmp_connection;
 mod rtmp_listener;
+pub mod whip;
 
 use std::net::SocketAddr;
 

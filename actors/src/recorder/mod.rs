@@ -2,7 +2,8 @@
 //!
 //! - [`RecorderSession`] (`session.rs`) is the actor of one recording attempt. Its blocking
 //!   file work lives in `writer.rs` ([`writer`] is private) and always runs on tokio's
-//!   blocking pool, never on an actor loop.
+//!   blocking pool, never on an actor loop, one step per batch of frames. The stream actor
+//!   cuts the batches where the fMP4 muxer closes a fragment (`batch.rs`).
 //! - [`RotationTimer`] (`rotation_timer.rs`) tells the stream actor when a recording has
 //!   lasted `max_recording_seconds`.
 //! - The durable state of a recording ([`RecordingState`]: record_dir, next segment number,
@@ -15,6 +16,7 @@
 //! `{record_dir}/v_init.m4s a_init.m4s v_seg_NNNN.m4s a_seg_NNNN.m4s manifest.mpd session.json`
 //! and `{record_dir}/{app}_{stream}_{YYYYMMDD_HHMMSS}.flv`.
 
+mod batch;
 mod clock;
 mod retime;
 mod rotation_timer;
@@ -24,6 +26,7 @@ mod writer;
 pub use rotation_timer::{RotationTimer, RotationTimerArgs, RotationTimerMsg, RotationTimerState};
 pub use session::{RecorderSession, RecorderSessionArgs, RecorderSessionMsg, RecorderSessionState};
 
+pub(crate) use batch::BatchClock;
 pub(crate) use clock::unix_ms;
 pub(crate) use writer::finalize_failed;
 
@@ -312,6 +315,42 @@ impl RecordingState {
             media_span: None,
             restarts: 0,
         }
+    }
+
+    /// This recording as its hook events name it.
+    pub(crate) fn record_ref(&self) -> crate::hooks::events::RecordRef {
+        let formats: Vec<&str> = [(self.dash.is_some(), "dash"), (self.flv.is_some(), "flv")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, f)| *f)
+            .collect();
+        crate::hooks::events::RecordRef {
+            stream: self.stream.clone(),
+            app: self.app.clone(),
+            record_id: self.info.record_id.clone(),
+            record_dir: self.info.record_dir.clone(),
+            format: formats.join(","),
+        }
+    }
+
+    /// The recorded duration so far in seconds: the manifest's, else the frames' span.
+    pub(crate) fn duration_seconds(&self) -> f64 {
+        match (&self.dash, self.media_span) {
+            (Some(cp), _) if cp.mpd.duration_seconds() > 0.0 => cp.mpd.duration_seconds(),
+            (_, Some((a, b))) => b - a,
+            _ => 0.0,
+        }
+    }
+
+    /// Segments written so far (of the video track, else the audio track).
+    pub(crate) fn segment_count(&self) -> u32 {
+        self.dash.as_ref().map_or(0, |cp| {
+            if cp.segments[0] > 0 {
+                cp.segments[0]
+            } else {
+                cp.segments[1]
+            }
+        })
     }
 
     /// The first frame any format of this recording still needs.

@@ -2,7 +2,8 @@
 //!
 //! It owns the recording's muxers and open files (a `RecorderCore`: an fMP4 muxer and MPD
 //! when DASH is on, an FLV writer when FLV is on) and runs every step of them on tokio's
-//! blocking pool. It supervises nothing. Its parent, the stream actor, spawns it linked,
+//! blocking pool. A step is one batch of frames, which the stream actor cuts where the
+//! muxer closes a fragment (see `batch.rs`). It supervises nothing. Its parent, the stream actor, spawns it linked,
 //! feeds it codec configs and numbered frames, and restarts it with backoff when it
 //! fails: after each durable step (a finished segment, an FLV fsync) the session sends its
 //! checkpoint to the stream actor, which hands the latest one to the replacement session
@@ -33,8 +34,8 @@ pub struct RecorderSession;
 pub enum RecorderSessionMsg {
     /// A track's codec configuration (a new track; changed configs rotate the recording instead).
     Config(CodecConfig),
-    /// The next frame of the stream, numbered; frames already recorded are skipped.
-    Frame(SeqFrame),
+    /// The next frames of the stream, numbered, in order; frames already recorded are skipped.
+    Frames(Vec<SeqFrame>),
     /// Finish the recording with this outcome, enqueue its files, then stop.
     Close(Outcome),
     /// Fail at once, as a write error would (tests only).
@@ -62,6 +63,8 @@ pub struct RecorderSessionArgs {
     pub(crate) recording: u64,
     /// Bytes of frames queued for this session and not yet written (shared with the stream actor).
     pub(crate) in_flight: Arc<AtomicU64>,
+    /// Where the session's `record.segment` and `record.stopped` events go.
+    pub(crate) hooks: crate::hooks::HookEmitter,
 }
 
 /// A running recorder session.
@@ -138,6 +141,7 @@ impl Actor for RecorderSession {
             segment_seconds,
             configs,
             uploader,
+            hooks,
             ..
         } = args;
         let core = tokio::task::spawn_blocking(move || {
@@ -145,6 +149,7 @@ impl Actor for RecorderSession {
                 state,
                 &spool_dir,
                 uploader,
+                hooks,
                 configs,
                 segment_seconds,
                 resumed,
@@ -181,10 +186,10 @@ impl Actor for RecorderSession {
                     .instrument(span)
                     .await?;
             }
-            RecorderSessionMsg::Frame(frame) => {
-                let bytes = frame.frame.data.len() as u64;
+            RecorderSessionMsg::Frames(frames) => {
+                let bytes: u64 = frames.iter().map(|f| f.frame.data.len() as u64).sum();
                 let result = state
-                    .step(move |core| core.push(frame))
+                    .step(move |core| core.push_batch(frames))
                     .instrument(span)
                     .await;
                 state.in_flight.fetch_sub(bytes, Ordering::Relaxed);

@@ -1,20 +1,28 @@
 //! The blocking half of a recorder session: the muxers and the spool files.
 //!
 //! [`RecorderCore`] is owned by one [`super::RecorderSession`] and is moved into
-//! `tokio::task::spawn_blocking` for every step (one frame, one config, close), then moved
-//! back; the session awaits each step, so steps run one at a time and in order. We chose
-//! `spawn_blocking` per step over a dedicated writer thread because the session must learn
-//! the result of every step before it reports a checkpoint (a checkpoint may only name
-//! bytes that are fsynced), and a panic in a step then simply fails the session.
+//! `tokio::task::spawn_blocking` for every step (one batch of frames, one config, close),
+//! then moved back; the session awaits each step, so steps run one at a time and in order.
+//! We chose `spawn_blocking` per step over a dedicated writer thread because the session
+//! must learn the result of every step before it reports a checkpoint (a checkpoint may
+//! only name bytes that are fsynced), a panic in a step then simply fails the session, and
+//! tokio's blocking pool grows with the number of fsyncs waiting at once (a fixed pool
+//! would queue every stream behind one slow fsync). A step is a batch of frames that ends
+//! where the muxer closes a fragment (see `batch.rs`), so there are a few steps per second
+//! per recording, not one per frame.
 //!
-//! Durability: each fMP4 fragment is appended and `fsync`ed as the muxer produces it, so
-//! a crash loses at most the open fragment. The FLV is appended per frame and `fsync`ed at
-//! each video keyframe and at least once per second of media. Files that are replaced
-//! while recording (`manifest.mpd`, `session.json`) are written to a temporary name and
-//! renamed over the old one, so a reader never sees half a file.
+//! Durability: within a step, fragments and FLV tags are appended with plain writes; at the
+//! end of the step every file written to is `fdatasync`ed once, before the step reports a
+//! checkpoint. As a step ends where a fragment closes, each fMP4 fragment is durable as soon
+//! as it closes, and a crash loses at most the open fragment. A finished segment is synced
+//! before it is enqueued for upload. The FLV is synced at the end of a step that holds a
+//! video keyframe or comes at least one second of media after its last sync. Files that
+//! are replaced while recording (`manifest.mpd`, `session.json`) are written to a
+//! temporary name and renamed over the old one, so a reader never sees half a file.
 
 use super::retime::retime_fragment;
 use super::{clock, track_index, DashCheckpoint, Outcome, RecorderError, RecordingState, SeqFrame};
+use crate::hooks::HookEmitter;
 use crate::uploader::{UploadJob, UploaderMsg};
 use ractor::ActorRef;
 use recnode_media::flv::{FlvWriter, FlvWriterOptions};
@@ -55,10 +63,20 @@ struct DashWriter {
     offsets: [Option<i64>; 2],
     /// Per track: the seq of the last frame given to the muxer (it holds that one back).
     last_pushed: [Option<u64>; 2],
-    /// Per track: the open segment file and its number.
-    open: [Option<(u32, File)>; 2],
+    /// Per track: the open segment file.
+    open: [Option<OpenSegment>; 2],
     /// Per track: the file number of this muxer's segment 1 (it numbers from 1 each session).
     number_base: [u32; 2],
+}
+
+/// A segment file being written.
+struct OpenSegment {
+    /// Its number in the recording.
+    number: u32,
+    file: File,
+    path: PathBuf,
+    /// Appended to since its last fsync.
+    dirty: bool,
 }
 
 /// The FLV half of a session.
@@ -66,8 +84,14 @@ struct FlvFile {
     path: PathBuf,
     file: File,
     writer: Option<FlvWriter>,
-    /// Frames before this are already in the file.
+    /// Tags of the current step, appended to the file at its end.
+    buf: Vec<u8>,
+    /// Frames before this are already in the file (or in `buf`).
     skip_before: u64,
+    /// Whether `buf` holds a video keyframe (the step then ends with an fsync).
+    keyframe_in_buf: bool,
+    /// Media time (seconds) of the newest frame in `buf`.
+    buf_media_time: Option<f64>,
     /// Media time (seconds) of the last fsync.
     last_sync: Option<f64>,
     /// FLV cannot carry this stream's codecs; the recording goes on without it.
@@ -82,10 +106,23 @@ pub(crate) struct RecorderCore {
     state: RecordingState,
     record_path: PathBuf,
     uploader: ActorRef<UploaderMsg>,
+    /// Where `record.segment` and `record.stopped` go.
+    hooks: HookEmitter,
     configs: [Option<CodecConfig>; 2],
     dash: Option<DashWriter>,
     flv: Option<FlvFile>,
     segment_seconds: f64,
+    /// What the current step changed that its end must act on.
+    step: StepEffects,
+}
+
+/// What happened during the current step, acted on by [`RecorderCore::end_step`].
+#[derive(Debug, Default)]
+struct StepEffects {
+    /// A segment was finished: the live manifest is rewritten.
+    segment_done: bool,
+    /// The durable state changed: report a checkpoint.
+    checkpoint: bool,
 }
 
 fn rebase(dts: i64, timescale: u32, origin: (i64, u32), track_timescale: u32) -> i64 {
@@ -111,6 +148,7 @@ impl RecorderCore {
         state: RecordingState,
         spool_dir: &Path,
         uploader: ActorRef<UploaderMsg>,
+        hooks: HookEmitter,
         configs: Vec<CodecConfig>,
         segment_seconds: f64,
         resumed: bool,
@@ -120,10 +158,12 @@ impl RecorderCore {
             state,
             record_path,
             uploader,
+            hooks,
             configs: [None, None],
             dash: None,
             flv: None,
             segment_seconds,
+            step: StepEffects::default(),
         };
         let dir = core.record_path.clone();
         fs::create_dir_all(&dir).map_err(|e| core.io("creating", &dir, e))?;
@@ -135,7 +175,7 @@ impl RecorderCore {
             core.dash = Some(DashWriter {
                 muxer: Fmp4Muxer::new(Fmp4Options {
                     segment_seconds,
-                    fragment_seconds: 0.5,
+                    fragment_seconds: super::batch::FRAGMENT_SECONDS,
                     first_segment: 1,
                 }),
                 skip_before,
@@ -165,7 +205,10 @@ impl RecorderCore {
                 path,
                 file,
                 writer: cp.writer,
+                buf: Vec::new(),
                 skip_before: cp.resume_seq,
+                keyframe_in_buf: false,
+                buf_media_time: None,
                 last_sync: None,
                 disabled: false,
                 dropped: 0,
@@ -311,24 +354,59 @@ impl RecorderCore {
             .expect("invariant: a DASH writer implies a DASH checkpoint")
     }
 
-    /// Writes one frame to every format.
-    pub(crate) fn push(&mut self, f: SeqFrame) -> Result<StepReport, RecorderError> {
-        let t = f.frame.dts_seconds();
-        self.state.media_span = Some(match self.state.media_span {
-            Some((a, b)) => (a.min(t), b.max(t)),
-            None => (t, t),
-        });
-        let mut report = StepReport::default();
-        if self.dash.is_some() {
-            self.push_dash(&f, &mut report)?;
+    /// Writes a batch of frames (in stream order) to every format, then makes what it
+    /// wrote durable (see the module doc).
+    pub(crate) fn push_batch(
+        &mut self,
+        frames: Vec<SeqFrame>,
+    ) -> Result<StepReport, RecorderError> {
+        for f in &frames {
+            let t = f.frame.dts_seconds();
+            self.state.media_span = Some(match self.state.media_span {
+                Some((a, b)) => (a.min(t), b.max(t)),
+                None => (t, t),
+            });
+            if self.dash.is_some() {
+                self.push_dash(f)?;
+            }
+            if self.flv.is_some() {
+                self.push_flv(f);
+            }
         }
-        if self.flv.is_some() {
-            self.push_flv(&f, &mut report)?;
+        self.end_step()
+    }
+
+    /// Ends a step: appends the buffered FLV tags, fsyncs every file written to, rewrites
+    /// the live manifest after a finished segment, and returns the new checkpoint if the
+    /// durable state changed.
+    fn end_step(&mut self) -> Result<StepReport, RecorderError> {
+        if let Some(dash) = self.dash.as_mut() {
+            let mut failed = None;
+            for seg in dash.open.iter_mut().flatten() {
+                if seg.dirty {
+                    if let Err(e) = seg.file.sync_data() {
+                        failed = Some((seg.path.clone(), e));
+                        break;
+                    }
+                    seg.dirty = false;
+                }
+            }
+            if let Some((path, e)) = failed {
+                return Err(self.io("syncing", &path, e));
+            }
+        }
+        self.flush_flv(false)?;
+        if std::mem::take(&mut self.step.segment_done) {
+            self.write_manifest(false)?;
+        }
+        let mut report = StepReport::default();
+        if std::mem::take(&mut self.step.checkpoint) {
+            report.checkpoint = Some(self.state.clone());
         }
         Ok(report)
     }
 
-    fn push_dash(&mut self, f: &SeqFrame, report: &mut StepReport) -> Result<(), RecorderError> {
+    fn push_dash(&mut self, f: &SeqFrame) -> Result<(), RecorderError> {
         let kind = f.frame.track;
         let i = track_index(kind);
         let Some(dash) = self.dash.as_mut() else {
@@ -387,19 +465,19 @@ impl RecorderCore {
         let mut cut = false;
         for o in outputs {
             cut |= matches!(o, MuxOutput::SegmentDone(_));
-            self.write_dash_output(o, false)?;
+            self.write_dash_output(o)?;
         }
         if cut {
             let cp = self.dash_cp();
             cp.resume_seq[i] = f.seq;
             // The other track's last frame is still held back by the muxer.
             cp.resume_seq[other] = other_pending.unwrap_or(f.seq);
-            report.checkpoint = Some(self.state.clone());
+            self.step.checkpoint = true;
         }
         Ok(())
     }
 
-    fn write_dash_output(&mut self, o: MuxOutput, closing: bool) -> Result<(), RecorderError> {
+    fn write_dash_output(&mut self, o: MuxOutput) -> Result<(), RecorderError> {
         match o {
             MuxOutput::Init { .. } => Ok(()),
             MuxOutput::Fragment {
@@ -428,25 +506,34 @@ impl RecorderCore {
                 } else {
                     data
                 };
-                let key = self.key(&segment_file_name(track, number));
-                let path = self.spool_path(&key);
                 let dash = self
                     .dash
                     .as_mut()
                     .expect("invariant: DASH output needs a writer");
-                if dash.open[i].as_ref().map(|(n, _)| *n) != Some(number) {
+                if dash.open[i].as_ref().map(|s| s.number) != Some(number) {
+                    let key = self.key(&segment_file_name(track, number));
+                    let path = self.spool_path(&key);
                     let file = OpenOptions::new().create(true).append(true).open(&path);
                     let file = match file {
                         Ok(file) => file,
                         Err(e) => return Err(self.io("opening", &path, e)),
                     };
                     let dash = self.dash.as_mut().expect("checked above");
-                    dash.open[i] = Some((number, file));
+                    dash.open[i] = Some(OpenSegment {
+                        number,
+                        file,
+                        path,
+                        dirty: false,
+                    });
                 }
                 let dash = self.dash.as_mut().expect("checked above");
-                let (_, file) = dash.open[i].as_mut().expect("opened above");
-                let result = file.write_all(&data).and_then(|()| file.sync_data());
-                result.map_err(|e| self.io("appending to", &path, e))
+                let seg = dash.open[i].as_mut().expect("opened above");
+                seg.dirty = true;
+                if let Err(e) = seg.file.write_all(&data) {
+                    let path = seg.path.clone();
+                    return Err(self.io("appending to", &path, e));
+                }
+                Ok(())
             }
             MuxOutput::SegmentDone(info) => {
                 let i = track_index(info.track);
@@ -459,18 +546,31 @@ impl RecorderCore {
                     start,
                     ..info
                 };
-                if let Some(dash) = self.dash.as_mut() {
-                    dash.open[i] = None;
+                // The segment is durable before anything names it (the manifest, the
+                // upload queue, a checkpoint).
+                if let Some(seg) = self.dash.as_mut().and_then(|d| d.open[i].take()) {
+                    if seg.dirty {
+                        if let Err(e) = seg.file.sync_data() {
+                            return Err(self.io("syncing", &seg.path, e));
+                        }
+                    }
                 }
                 let cp = self.dash_cp();
                 cp.mpd.push_segment(&info);
                 cp.segments[i] += 1;
                 cp.next_dts[i] = Some(start + info.duration);
                 let key = self.key(&info.file_name());
-                self.enqueue(key, true);
-                if !closing {
-                    self.write_manifest(false)?;
-                }
+                self.enqueue(key.clone(), true);
+                self.step.segment_done = true;
+                let ms = |t: u64| t.saturating_mul(1000) / u64::from(info.timescale.max(1));
+                self.hooks.emit_nowait(self.state.record_ref().segment(
+                    &key,
+                    info.track,
+                    number,
+                    ms(start),
+                    ms(info.duration),
+                    info.bytes,
+                ));
                 Ok(())
             }
         }
@@ -487,48 +587,58 @@ impl RecorderCore {
         };
         let key = self.key("manifest.mpd");
         let path = self.spool_path(&key);
-        replace_synced(&path, text.as_bytes()).map_err(|e| self.io("writing", &path, e))?;
         if final_version {
+            replace_synced(&path, text.as_bytes()).map_err(|e| self.io("writing", &path, e))?;
             self.enqueue(key, true);
             return Ok(());
         }
         // The uploader reads a job's file when it reaches the job, and the live manifest is
         // rewritten after every segment: uploading it by path could store a version that
         // lists segments still queued behind it. Each version goes up from its own snapshot
-        // (a `.tmp` file, which spool recovery deletes if a crash leaves one behind).
+        // (a `.tmp` file, which spool recovery deletes if a crash leaves one behind). The
+        // spool's own manifest.mpd (crash recovery reads it) is the same bytes, so it
+        // becomes a second name of the snapshot rather than a second copy.
         let n = MANIFEST_SNAPSHOTS.fetch_add(1, Ordering::Relaxed);
         let snapshot = path.with_file_name(format!("manifest.mpd.{n}.tmp"));
         write_synced(&snapshot, text.as_bytes()).map_err(|e| self.io("writing", &snapshot, e))?;
+        if link_over(&snapshot, &path).is_err() {
+            // No hard links here (or a stale temporary name in the way): write a copy.
+            replace_synced(&path, text.as_bytes()).map_err(|e| self.io("writing", &path, e))?;
+        }
         self.enqueue_file(snapshot, key, true);
         Ok(())
     }
 
-    fn push_flv(&mut self, f: &SeqFrame, report: &mut StepReport) -> Result<(), RecorderError> {
-        let (video, audio) = (self.configs[0].clone(), self.configs[1].clone());
-        let stream = self.state.stream.clone();
+    /// Encodes one frame into the FLV buffer of the current step.
+    fn push_flv(&mut self, f: &SeqFrame) {
+        let (video, audio) = (&self.configs[0], &self.configs[1]);
+        let stream = &self.state.stream;
         let Some(flv) = self.flv.as_mut() else {
-            return Ok(());
+            return;
         };
         if flv.disabled || f.seq < flv.skip_before {
-            return Ok(());
+            return;
         }
-        let mut out = Vec::new();
         if flv.writer.is_none() {
-            match FlvWriter::new(video, audio, FlvWriterOptions::default()) {
+            match FlvWriter::new(video.clone(), audio.clone(), FlvWriterOptions::default()) {
                 Ok(mut writer) => {
-                    out.extend_from_slice(&writer.header());
+                    flv.buf.extend_from_slice(&writer.header());
                     flv.writer = Some(writer);
                 }
                 Err(e) => {
                     tracing::warn!(stream = %stream, "no FLV for this recording: {e}");
                     flv.disabled = true;
-                    return Ok(());
+                    // A disabled FLV needs no frame: its checkpoint must not pin the frame
+                    // cache, and its empty file must not outlive a restarted session.
+                    self.state.flv = None;
+                    let _ = std::fs::remove_file(&flv.path);
+                    return;
                 }
             }
         }
         let writer = flv.writer.as_mut().expect("created above");
         match writer.write_frame(&f.frame) {
-            Ok(tag) => out.extend_from_slice(&tag),
+            Ok(tag) => flv.buf.extend_from_slice(&tag),
             Err(e) => {
                 // A frame of a track the file was started without (its config came later).
                 flv.dropped += 1;
@@ -537,14 +647,30 @@ impl RecorderCore {
                 }
             }
         }
+        flv.skip_before = f.seq + 1;
+        flv.keyframe_in_buf |= f.frame.track == TrackKind::Video && f.frame.keyframe;
         let t = f.frame.dts_seconds();
-        let sync = (f.frame.track == TrackKind::Video && f.frame.keyframe)
-            || flv
-                .last_sync
-                .is_none_or(|last| t - last >= FLV_SYNC_SECONDS);
-        let path = flv.path.clone();
+        flv.buf_media_time = Some(flv.buf_media_time.map_or(t, |b| b.max(t)));
+    }
+
+    /// Appends the buffered FLV tags; fsyncs (and checkpoints) the FLV when `force`, after a
+    /// video keyframe, or a second of media after the last fsync.
+    fn flush_flv(&mut self, force: bool) -> Result<(), RecorderError> {
+        let Some(flv) = self.flv.as_mut() else {
+            return Ok(());
+        };
+        if flv.buf.is_empty() && !force {
+            return Ok(());
+        }
+        let t = flv.buf_media_time.take();
+        let sync = force
+            || std::mem::take(&mut flv.keyframe_in_buf)
+            || match (t, flv.last_sync) {
+                (Some(t), Some(last)) => t - last >= FLV_SYNC_SECONDS,
+                _ => true,
+            };
         let result =
-            flv.file.write_all(&out).and_then(
+            flv.file.write_all(&flv.buf).and_then(
                 |()| {
                     if sync {
                         flv.file.sync_data()
@@ -553,19 +679,24 @@ impl RecorderCore {
                     }
                 },
             );
-        result.map_err(|e| self.io("appending to", &path, e))?;
-        let flv = self.flv.as_mut().expect("checked above");
-        flv.skip_before = f.seq + 1;
+        flv.buf.clear();
+        if let Err(e) = result {
+            let path = flv.path.clone();
+            return Err(self.io("appending to", &path, e));
+        }
         if sync {
-            flv.last_sync = Some(t);
+            if let Some(t) = t {
+                flv.last_sync = Some(t);
+            }
             let writer = flv.writer.clone();
             let len = writer.as_ref().map_or(0, FlvWriter::position);
+            let resume_seq = flv.skip_before;
             if let Some(cp) = self.state.flv.as_mut() {
                 cp.writer = writer;
                 cp.len = len;
-                cp.resume_seq = f.seq + 1;
+                cp.resume_seq = resume_seq;
             }
-            report.checkpoint = Some(self.state.clone());
+            self.step.checkpoint = true;
         }
         Ok(())
     }
@@ -577,11 +708,15 @@ impl RecorderCore {
             let outputs = dash.muxer.finish();
             let outputs = outputs.map_err(|e| self.mux_err(e))?;
             for o in outputs {
-                self.write_dash_output(o, true)?;
+                self.write_dash_output(o)?;
             }
+            // The static manifest below replaces the live one.
+            self.step.segment_done = false;
             self.write_manifest(true)?;
             self.release_inits();
         }
+        // Tags still buffered (none after a completed step) go in before the metadata.
+        self.flush_flv(false)?;
         if let Some(flv) = self.flv.take() {
             let mut flv = flv;
             if let Some(writer) = flv.writer.as_mut() {
@@ -606,7 +741,13 @@ impl RecorderCore {
                 let _ = fs::remove_file(&flv.path);
             }
         }
-        self.write_session_json(outcome, true)
+        self.write_session_json(outcome, true)?;
+        self.hooks.emit_nowait(self.state.record_ref().stopped(
+            (self.state.duration_seconds() * 1000.0) as u64,
+            hook_outcome(outcome),
+            self.state.segment_count(),
+        ));
+        Ok(())
     }
 
     /// Once the recording is closed, the init segments kept for crash recovery are stored
@@ -651,11 +792,7 @@ fn session_json(state: &RecordingState, outcome: Outcome, segment_seconds: f64) 
         Outcome::Recording => None,
         _ => Some(clock::unix_ms()),
     };
-    let duration = match (&state.dash, state.media_span) {
-        (Some(cp), _) if cp.mpd.duration_seconds() > 0.0 => cp.mpd.duration_seconds(),
-        (_, Some((a, b))) => b - a,
-        _ => 0.0,
-    };
+    let duration = state.duration_seconds();
     let segments = state
         .dash
         .as_ref()
@@ -689,16 +826,19 @@ pub(crate) fn finalize_failed(
     state: RecordingState,
     spool_dir: &Path,
     uploader: ActorRef<UploaderMsg>,
+    hooks: HookEmitter,
     segment_seconds: f64,
 ) -> Result<(), RecorderError> {
     let core = RecorderCore {
         record_path: spool_dir.join(&state.info.record_dir),
         state,
         uploader,
+        hooks,
         configs: [None, None],
         dash: None,
         flv: None,
         segment_seconds,
+        step: StepEffects::default(),
     };
     let mut core = core;
     if core.state.dash.is_some() {
@@ -725,7 +865,24 @@ pub(crate) fn finalize_failed(
             let _ = fs::remove_file(&path);
         }
     }
-    core.write_session_json(Outcome::Failed, true)
+    core.write_session_json(Outcome::Failed, true)?;
+    core.hooks.emit_nowait(core.state.record_ref().stopped(
+        (core.state.duration_seconds() * 1000.0) as u64,
+        hook_outcome(Outcome::Failed),
+        core.state.segment_count(),
+    ));
+    Ok(())
+}
+
+/// A recording's outcome as hook events spell it.
+fn hook_outcome(outcome: Outcome) -> crate::hooks::events::Outcome {
+    use crate::hooks::events::Outcome as Hook;
+    match outcome {
+        Outcome::Recording => Hook::Unspecified,
+        Outcome::Completed => Hook::Completed,
+        Outcome::Failed => Hook::Failed,
+        Outcome::Rotated => Hook::Rotated,
+    }
 }
 
 /// Writes a whole file and fsyncs it.
@@ -733,6 +890,23 @@ fn write_synced(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let mut f = File::create(path)?;
     f.write_all(data)?;
     f.sync_all()
+}
+
+/// Makes `path` a second name of the (synced) file `existing`, atomically: a hard link
+/// under a temporary name, renamed over `path`.
+fn link_over(existing: &Path, path: &Path) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    if let Err(e) = fs::hard_link(existing, &tmp) {
+        if e.kind() != std::io::ErrorKind::AlreadyExists {
+            return Err(e);
+        }
+        // Left behind by a crash between the link and the rename.
+        fs::remove_file(&tmp)?;
+        fs::hard_link(existing, &tmp)?;
+    }
+    fs::rename(&tmp, path)
 }
 
 /// Replaces a file atomically: write and fsync a temporary file, then rename it over `path`.

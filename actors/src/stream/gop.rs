@@ -39,8 +39,8 @@ pub(crate) enum Dropped {
 }
 
 impl FrameCache {
-    /// Numbers and caches a frame; returns it numbered.
-    pub(crate) fn push(&mut self, frame: Frame) -> SeqFrame {
+    /// Numbers and caches a frame; returns its number.
+    pub(crate) fn push(&mut self, frame: Frame) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         if frame.track == TrackKind::Video {
@@ -50,9 +50,14 @@ impl FrameCache {
             }
         }
         self.bytes += frame.data.len();
-        let numbered = SeqFrame { seq, frame };
-        self.frames.push_back(numbered.clone());
-        numbered
+        self.frames.push_back(SeqFrame { seq, frame });
+        seq
+    }
+
+    /// The cached frame numbered `seq`, if it is still cached.
+    pub(crate) fn get(&self, seq: u64) -> Option<&SeqFrame> {
+        let index = seq.checked_sub(self.first_seq())?;
+        self.frames.get(usize::try_from(index).ok()?)
     }
 
     /// The number the next frame will get.
@@ -149,12 +154,15 @@ mod tests {
         cache.push(frame(TrackKind::Video, 0, true, 10));
         cache.push(frame(TrackKind::Audio, 10, true, 10));
         cache.push(frame(TrackKind::Video, 40, false, 10));
-        let k = cache.push(frame(TrackKind::Video, 80, true, 10)).seq;
+        let k = cache.push(frame(TrackKind::Video, 80, true, 10));
         cache.push(frame(TrackKind::Audio, 90, true, 10));
         assert_eq!(cache.gop_start(), k);
         cache.trim(u64::MAX);
         assert_eq!(cache.first_seq(), k);
         assert_eq!(cache.since(k).count(), 2);
+        assert_eq!(cache.get(k).map(|f| f.frame.dts), Some(80));
+        assert!(cache.get(k - 1).is_none());
+        assert!(cache.get(k + 2).is_none());
     }
 
     #[test]

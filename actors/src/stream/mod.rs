@@ -46,6 +46,16 @@ impl IngestProtocol {
     }
 }
 
+impl IngestProtocol {
+    /// The protocol's name in hook events and the API: `rtmp` or `whip`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngestProtocol::Rtmp => "rtmp",
+            IngestProtocol::Whip => "whip",
+        }
+    }
+}
+
 /// A publisher asking to go live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishRequest {

@@ -16,16 +16,22 @@
 //! it stops after `Unpublish` (or shutdown) once its recordings are closed, and the
 //! supervisor then drops it from the registry.
 //!
+//! Frames go to a session in batches: a recording's [`BatchClock`] says which frame makes
+//! the session's muxer close a fragment, and the frames up to it are sent as one message
+//! (the cache holds them meanwhile), so a session runs a few steps per second, not one per
+//! frame. Starts, restarts and closes send what is cached at once.
+//!
 //! Mailbox: unbounded (ractor's mailboxes are). Its only high-rate sender is one ingest
 //! connection, paced by the publisher's socket; what it queues for each recorder session
 //! is bounded by [`MAX_IN_FLIGHT_BYTES`].
 
 use super::gop::{Dropped, FrameCache};
 use super::{PublishRequest, RecordError, RecordingInfo, RecordingStatus, StreamInfo, StreamMsg};
+use crate::hooks::{events, HookEmitter};
 use crate::recorder::{
-    finalize_failed, recording_info, unix_ms, Outcome, RecorderSession, RecorderSessionArgs,
-    RecorderSessionMsg, RecorderSettings, RecordingState, RotationTimer, RotationTimerArgs,
-    RotationTimerMsg,
+    finalize_failed, recording_info, unix_ms, BatchClock, Outcome, RecorderSession,
+    RecorderSessionArgs, RecorderSessionMsg, RecorderSettings, RecordingState, RotationTimer,
+    RotationTimerArgs, RotationTimerMsg,
 };
 use crate::uploader::UploaderMsg;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
@@ -52,6 +58,8 @@ pub struct StreamActorArgs {
     pub(crate) settings: Arc<RecorderSettings>,
     /// Where finished files go.
     pub(crate) uploader: ActorRef<UploaderMsg>,
+    /// Where stream and record events go.
+    pub(crate) hooks: HookEmitter,
 }
 
 /// Messages a stream actor gets from its supervisor and its own children; opaque outside this crate.
@@ -83,7 +91,12 @@ pub(crate) enum Internal {
     Rotate(u64),
     /// A backoff ended: restart the recording's session.
     Restart(u64),
+    /// The ingest can ask its publisher for a keyframe (WHIP's PLI) through this.
+    KeyframeSource(KeyframeRequester),
 }
+
+/// Asks a stream's publisher for a keyframe; the argument says why, for its log.
+pub(crate) type KeyframeRequester = Arc<dyn Fn(&'static str) + Send + Sync>;
 
 impl StreamInternal {
     pub(crate) fn checkpoint(recording: u64, state: RecordingState) -> Self {
@@ -95,6 +108,11 @@ impl StreamInternal {
 
     pub(crate) fn rotate(recording: u64) -> Self {
         StreamInternal(Internal::Rotate(recording))
+    }
+
+    /// Tells the stream actor how to ask its publisher for a keyframe.
+    pub(crate) fn keyframe_source(requester: KeyframeRequester) -> Self {
+        StreamInternal(Internal::KeyframeSource(requester))
     }
 }
 
@@ -115,6 +133,10 @@ struct Recording {
     end_seq: Option<u64>,
     /// The next frame to send to the session.
     next_send: u64,
+    /// Where the session's muxer closes fragments: when to send the frames held back.
+    clock: BatchClock,
+    /// The next frame to feed `clock`.
+    clock_seq: u64,
     restart_times: VecDeque<Instant>,
     /// Rotate at the next video keyframe.
     rotate_pending: bool,
@@ -122,6 +144,8 @@ struct Recording {
     first_media_s: Option<f64>,
     last_media_s: f64,
     base_dir: Option<String>,
+    /// `record.started` was emitted (it waits for `stream.started`).
+    announced: bool,
     /// Test hook: fail the next session as soon as it starts.
     #[cfg(any(test, feature = "fault-injection"))]
     fail_on_start: bool,
@@ -138,6 +162,13 @@ pub struct StreamActorState {
     request: PublishRequest,
     settings: Arc<RecorderSettings>,
     uploader: ActorRef<UploaderMsg>,
+    hooks: HookEmitter,
+    /// How to ask the publisher for a keyframe, when its ingest can (WHIP).
+    keyframes: Option<KeyframeRequester>,
+    /// `stream.started` was emitted: on the first frame, or when the stream closes first.
+    announced: bool,
+    /// Why the stream is closing: `unpublished` or `shutdown`.
+    close_reason: &'static str,
     started_at_ms: u64,
     configs: [Option<CodecConfig>; 2],
     cache: FrameCache,
@@ -203,6 +234,50 @@ impl StreamActorState {
         self.configs.iter().flatten().cloned().collect()
     }
 
+    /// Emits `stream.started` once the stream's codecs are known (its first frame, or its
+    /// close if no frame came), then `record.started` for each recording not yet announced,
+    /// so a consumer always sees the stream start before its recordings.
+    fn announce_stream(&mut self) {
+        if !self.announced {
+            self.announced = true;
+            let r = &self.request;
+            self.hooks.emit_nowait(events::stream_started(
+                &r.stream,
+                &r.app,
+                r.protocol.as_str(),
+                &self.configs(),
+                &r.remote,
+            ));
+        }
+        self.announce();
+    }
+
+    /// Emits `record.started` for each recording not yet announced, once the stream is.
+    fn announce(&mut self) {
+        if !self.announced {
+            return;
+        }
+        for rec in self.recordings.values_mut() {
+            if !rec.announced {
+                rec.announced = true;
+                let state = &rec.state;
+                let mpd = state
+                    .dash
+                    .as_ref()
+                    .map_or("", |_| state.info.mpd_path.as_str());
+                let flv = state.flv.as_ref().map_or("", |f| f.key.as_str());
+                self.hooks.emit_nowait(state.record_ref().started(mpd, flv));
+            }
+        }
+    }
+
+    /// Asks the publisher for a keyframe, if its ingest can.
+    fn want_keyframe(&self, why: &'static str) {
+        if let Some(request) = &self.keyframes {
+            request(why);
+        }
+    }
+
     /// Starts a recording whose first frame is `first_seq`.
     async fn start_recording(
         &mut self,
@@ -237,12 +312,15 @@ impl StreamActorState {
             phase: Phase::Running,
             end_seq: None,
             next_send: first_seq,
+            clock: BatchClock::new(self.settings.segment_seconds),
+            clock_seq: first_seq,
             restart_times: VecDeque::new(),
             rotate_pending: false,
             in_flight: Arc::new(AtomicU64::new(0)),
             first_media_s: None,
             last_media_s: 0.0,
             base_dir,
+            announced: false,
             #[cfg(any(test, feature = "fault-injection"))]
             fail_on_start: false,
         };
@@ -273,6 +351,16 @@ impl StreamActorState {
             }
         }
         tracing::info!(record_dir = %info.record_dir, "recording started");
+        self.announce();
+        let keyframe_cached = self
+            .cache
+            .get(first_seq)
+            .is_some_and(|f| f.frame.track == TrackKind::Video && f.frame.keyframe);
+        if self.has_video() && !keyframe_cached {
+            // The recording waits for the next keyframe: ask for it now.
+            self.want_keyframe("recording started");
+        }
+        self.rewind_clock(id);
         self.pump(id);
         Ok(info)
     }
@@ -299,6 +387,7 @@ impl StreamActorState {
             stream: myself.clone(),
             recording: id,
             in_flight: in_flight.clone(),
+            hooks: self.hooks.clone(),
         };
         let (session, _) = Actor::spawn_linked(None, RecorderSession, args, myself.get_cell())
             .await
@@ -330,11 +419,20 @@ impl StreamActorState {
             rec.next_send = first;
         }
         let end = rec.end_seq.unwrap_or(u64::MAX);
+        let mut batch = Vec::new();
+        let mut bytes = 0u64;
         for f in self.cache.since(rec.next_send) {
             if f.seq >= end {
                 break;
             }
-            let bytes = f.frame.data.len() as u64;
+            let t = f.frame.dts_seconds();
+            rec.first_media_s.get_or_insert(t);
+            rec.last_media_s = rec.last_media_s.max(t);
+            bytes += f.frame.data.len() as u64;
+            batch.push(f.clone());
+        }
+        rec.clock.sent();
+        if let Some(last) = batch.last() {
             if rec.in_flight.fetch_add(bytes, Ordering::Relaxed) + bytes > MAX_IN_FLIGHT_BYTES {
                 tracing::error!(stream = %stream, record_dir = %rec.state.info.record_dir,
                     "recorder fell {MAX_IN_FLIGHT_BYTES} bytes behind; failing it");
@@ -342,12 +440,9 @@ impl StreamActorState {
                 rec.session = None;
                 return;
             }
-            let t = f.frame.dts_seconds();
-            rec.first_media_s.get_or_insert(t);
-            rec.last_media_s = rec.last_media_s.max(t);
+            rec.next_send = last.seq + 1;
             // A stopped session's failure reaches us as a supervision event.
-            let _ = session.cast(RecorderSessionMsg::Frame(f.clone()));
-            rec.next_send = f.seq + 1;
+            let _ = session.cast(RecorderSessionMsg::Frames(batch));
         }
         if let Phase::Closing(outcome) = rec.phase {
             let all_sent = rec.end_seq.is_none_or(|end| rec.next_send >= end);
@@ -357,16 +452,44 @@ impl StreamActorState {
         }
     }
 
-    fn pump_all(&mut self) {
-        let ids: Vec<u64> = self.recordings.keys().copied().collect();
-        for id in ids {
-            if self
-                .recordings
-                .get(&id)
-                .is_some_and(|r| r.phase == Phase::Running)
-            {
-                self.pump(id);
+    /// Feeds the newest cached frame to the clock of every running recording and sends
+    /// each recording whose batch it ends what is held back.
+    fn pump_due(&mut self) {
+        let has_video = self.has_video();
+        let Some(newest) = self.cache.get(self.cache.next_seq().wrapping_sub(1)) else {
+            return;
+        };
+        let mut due = Vec::new();
+        for (id, rec) in self.recordings.iter_mut() {
+            if rec.phase != Phase::Running || newest.seq < rec.clock_seq {
+                continue;
             }
+            rec.clock_seq = newest.seq + 1;
+            if rec.clock.on_frame(&newest.frame, has_video) && rec.session.is_some() {
+                due.push(*id);
+            }
+        }
+        for id in due {
+            self.pump(id);
+        }
+    }
+
+    /// Restarts recording `id`'s clock at its next frame to send and feeds it the cached
+    /// frames from there, as its (new) session's muxer will see them.
+    fn rewind_clock(&mut self, id: u64) {
+        let has_video = self.has_video();
+        let Some(rec) = self.recordings.get_mut(&id) else {
+            return;
+        };
+        let end = rec.end_seq.unwrap_or(u64::MAX);
+        rec.clock = BatchClock::new(self.settings.segment_seconds);
+        rec.clock_seq = rec.next_send;
+        for f in self.cache.since(rec.next_send) {
+            if f.seq >= end {
+                break;
+            }
+            rec.clock.on_frame(&f.frame, has_video);
+            rec.clock_seq = f.seq + 1;
         }
     }
 
@@ -410,6 +533,14 @@ impl StreamActorState {
             return;
         }
         rec.phase = Phase::Closing(outcome);
+        // Its `record.stopped` must not come before its `record.started`.
+        let announce = !rec.announced;
+        if announce {
+            self.announce_stream();
+        }
+        let Some(rec) = self.recordings.get_mut(&id) else {
+            return;
+        };
         // Frames that arrive from now on are not part of this recording, even on a replay.
         rec.end_seq = Some(end_seq.unwrap_or(self.cache.next_seq()));
         rec.rotate_pending = false;
@@ -431,9 +562,14 @@ impl StreamActorState {
         };
         let base_dir = rec.base_dir.as_deref().and_then(rotated_base_dir);
         let old_dir = rec.state.info.record_dir.clone();
+        let old = rec.state.record_ref();
         self.close_recording(id, Outcome::Rotated, Some(at));
         match self.start_recording(myself, base_dir, at).await {
-            Ok(info) => tracing::info!(from = %old_dir, to = %info.record_dir, "recording rotated"),
+            Ok(info) => {
+                tracing::info!(from = %old_dir, to = %info.record_dir, "recording rotated");
+                self.hooks
+                    .emit_nowait(old.rotated(&info.record_dir, &info.record_id));
+            }
             Err(e) => {
                 tracing::error!(from = %old_dir, "rotation could not start the next recording: {e}")
             }
@@ -467,15 +603,21 @@ impl StreamActorState {
             if let Some(timer) = rec.timer {
                 timer.stop(None);
             }
+            self.hooks.emit_nowait(
+                rec.state
+                    .record_ref()
+                    .failed(&error, rec.state.restarts + 1),
+            );
             self.last_failed = Some((rec.state.info.clone(), error, rec.state.restarts));
             let spool = self.settings.spool_dir.clone();
             let uploader = self.uploader.clone();
+            let hooks = self.hooks.clone();
             let seconds = self.settings.segment_seconds;
             let state = rec.state;
             let span = self.span.clone();
             tokio::task::spawn_blocking(move || {
                 let _g = span.enter();
-                if let Err(e) = finalize_failed(state, &spool, uploader, seconds) {
+                if let Err(e) = finalize_failed(state, &spool, uploader, hooks, seconds) {
                     tracing::error!("closing the failed recording left it unfinished: {e}");
                 }
             });
@@ -494,6 +636,8 @@ impl StreamActorState {
         tracing::warn!(stream = %stream, session = %session, restarts = rec.state.restarts,
             backoff_ms = backoff.as_millis() as u64,
             "recorder failed; restarting it to continue the same recording: {error}");
+        self.hooks
+            .emit_nowait(rec.state.record_ref().restarted(rec.state.restarts, &error));
         // The timer task is detached: it delivers `Restart` (or nothing, if we are gone).
         drop(myself.send_after(backoff, move || {
             StreamMsg::Internal(StreamInternal(Internal::Restart(id)))
@@ -507,11 +651,28 @@ impl StreamActorState {
                 let _ = waiter.send(());
             }
             tracing::info!("stream closed");
+            self.announce_stream();
+            let r = &self.request;
+            self.hooks.emit_nowait(events::stream_stopped(
+                &r.stream,
+                &r.app,
+                r.protocol.as_str(),
+                unix_ms().saturating_sub(self.started_at_ms),
+                self.close_reason,
+            ));
             myself.stop(Some("unpublished".into()));
         }
     }
 
-    fn begin_close(&mut self, myself: &ActorRef<StreamMsg>, reply: Option<RpcReplyPort<()>>) {
+    fn begin_close(
+        &mut self,
+        myself: &ActorRef<StreamMsg>,
+        reply: Option<RpcReplyPort<()>>,
+        reason: &'static str,
+    ) {
+        if !self.closing {
+            self.close_reason = reason;
+        }
         self.closing = true;
         self.close_waiters.extend(reply);
         let ids: Vec<u64> = self.recordings.keys().copied().collect();
@@ -589,7 +750,10 @@ impl StreamActorState {
     async fn on_frame(&mut self, myself: &ActorRef<StreamMsg>, frame: recnode_media::Frame) {
         let starts_gop = frame.track == TrackKind::Video && frame.keyframe;
         let starts_gop = starts_gop || !self.has_video();
-        let seq = self.cache.push(frame).seq;
+        let seq = self.cache.push(frame);
+        if !self.announced {
+            self.announce_stream();
+        }
         if starts_gop {
             let due: Vec<u64> = self
                 .recordings
@@ -601,7 +765,7 @@ impl StreamActorState {
                 self.rotate(myself, id, seq).await;
             }
         }
-        self.pump_all();
+        self.pump_due();
         self.trim_cache();
     }
 }
@@ -643,6 +807,10 @@ impl Actor for StreamActor {
             request: args.request,
             settings: args.settings,
             uploader: args.uploader,
+            hooks: args.hooks,
+            keyframes: None,
+            announced: false,
+            close_reason: "unpublished",
             started_at_ms: unix_ms(),
             configs: [None, None],
             cache: FrameCache::default(),
@@ -676,7 +844,7 @@ impl Actor for StreamActor {
                     state.on_frame(&myself, frame).await;
                 }
             }
-            StreamMsg::Unpublish => state.begin_close(&myself, None),
+            StreamMsg::Unpublish => state.begin_close(&myself, None, "unpublished"),
             StreamMsg::Internal(StreamInternal(internal)) => {
                 handle_internal(&myself, internal, state).await
             }
@@ -832,7 +1000,8 @@ async fn handle_internal(
             };
             let _ = reply.send(info);
         }
-        Internal::Close(reply) => state.begin_close(myself, reply),
+        Internal::Close(reply) => state.begin_close(myself, reply, "shutdown"),
+        Internal::KeyframeSource(requester) => state.keyframes = Some(requester),
         Internal::Checkpoint {
             recording,
             state: checkpoint,
@@ -876,7 +1045,11 @@ async fn handle_internal(
                             "recorder restarted; replaying from its checkpoint"
                         );
                     }
+                    state.rewind_clock(id);
                     state.pump(id);
+                    // The cache replays from the last keyframe; a fresh one also covers
+                    // frames the cache had to drop.
+                    state.want_keyframe("recorder restarted");
                     #[cfg(any(test, feature = "fault-injection"))]
                     if let Some(rec) = state.recordings.get_mut(&id) {
                         if std::mem::take(&mut rec.fail_on_start) {

@@ -57,6 +57,8 @@ pub struct StreamSupervisorState {
     #[cfg_attr(not(any(test, feature = "fault-injection")), allow(dead_code))]
     disk_guard: ActorRef<crate::disk_guard::DiskGuardMsg>,
     uploader: ActorRef<UploaderMsg>,
+    /// Stream and record events of the streams it starts go here.
+    hooks: crate::hooks::HookEmitter,
     streams: HashMap<String, ActorRef<StreamMsg>>,
     by_id: HashMap<ActorId, String>,
     shutting_down: bool,
@@ -117,6 +119,7 @@ impl Actor for StreamSupervisor {
             disk,
             disk_guard,
             uploader: args.uploader,
+            hooks: args.hooks,
             streams: HashMap::new(),
             by_id: HashMap::new(),
             shutting_down: false,
@@ -159,6 +162,7 @@ impl Actor for StreamSupervisor {
                     request,
                     settings,
                     uploader: state.uploader.clone(),
+                    hooks: state.hooks.clone(),
                 };
                 match Actor::spawn_linked(None, StreamActor, args, myself.get_cell()).await {
                     Ok((actor, _)) => {

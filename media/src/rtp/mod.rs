@@ -490,6 +490,15 @@ impl RtpDepacketizer {
         self.stats
     }
 
+    /// The RTP timestamp (in the current SSRC's numbering) of an emitted frame's `pts`;
+    /// `None` before the first frame. Lets the caller place frames on a wall clock with
+    /// RTCP sender reports (RFC 3550 §6.4.1).
+    pub fn rtp_timestamp_of(&self, pts: i64) -> Option<u32> {
+        // Truncation is the point: RTP timestamps are the low 32 bits of the unwrapped value.
+        self.timestamp_base
+            .map(|base| base.wrapping_add(pts) as u32)
+    }
+
     fn is_video(&self) -> bool {
         self.codec.kind() == crate::TrackKind::Video
     }

@@ -821,3 +821,25 @@ fn mutated_packet_sequences_never_panic_or_emit_malformed_frames() {
         }
     }
 }
+
+#[test]
+fn emitted_pts_map_back_to_their_rtp_timestamps_across_a_wrap() {
+    let units = h264_access_units(H264_320X240);
+    // The P frames first (dropped: no key frame yet), then the key frame and a P frame.
+    let mut all: Vec<Vec<Bytes>> = units[1..].to_vec();
+    all.push(units[0].clone());
+    all.push(units[1].clone());
+    let first_ts = u32::MAX - 5000;
+    let packets = packetize(&h264_payloads(&all, 1200), 1, first_ts, 3000);
+    let mut d = RtpDepacketizer::new(Codec::H264, 90_000);
+    assert_eq!(d.rtp_timestamp_of(0), None, "no frame yet");
+    let (events, _) = run(&mut d, &packets);
+    let frames = frames(&events);
+    assert_eq!(frames.len(), 2);
+    let key_ts = first_ts.wrapping_add(3000 * (units.len() as u32 - 1));
+    assert_eq!(d.rtp_timestamp_of(frames[0].pts), Some(key_ts));
+    assert_eq!(
+        d.rtp_timestamp_of(frames[1].pts),
+        Some(key_ts.wrapping_add(3000))
+    );
+}
