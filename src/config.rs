@@ -43,6 +43,40 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[hooks]`: hook event delivery and `[[hooks.endpoints]]`.
     pub hooks: recnode_actors::hooks::HooksConfig,
+    /// `[cluster]`: joining other nodes over ractor_cluster (off by default).
+    pub cluster: ClusterConfig,
+}
+
+/// `[cluster]` section: this node's place in a cluster of recnode nodes.
+///
+/// Off by default; a node without it works alone, exactly as before. TLS between nodes
+/// is not implemented yet: run the cluster port on a private network or loopback.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Whether the node joins a cluster (default false).
+    pub enabled: bool,
+    /// This node's name, unique in the cluster (default: `recorder.node_alias`).
+    pub node_name: String,
+    /// The address the node server listens on for peers (default `127.0.0.1:4370`).
+    pub listen: SocketAddr,
+    /// The shared secret every node of the cluster must have (`${RECNODE_COOKIE}` or
+    /// `RECNODE_CLUSTER__COOKIE`).
+    pub cookie: String,
+    /// Peers to connect to (and keep reconnecting to), `host:port`.
+    pub seeds: Vec<String>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            node_name: String::new(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 4370)),
+            cookie: String::new(),
+            seeds: Vec::new(),
+        }
+    }
 }
 
 /// `[auth]` section.
@@ -512,6 +546,14 @@ pub enum ValidationError {
     /// A `[hooks]` key is bad (the error names it, e.g. `hooks.endpoints[0].secret`).
     #[error("key `{}`: {}", .0.field, .0.message)]
     Hooks(recnode_actors::hooks::EndpointConfigError),
+    /// A `[cluster]` key is bad.
+    #[error("key `cluster.{key}`: {reason}")]
+    Cluster {
+        /// The key under `[cluster]`.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// `recorder.segment_seconds` is zero, negative or not finite.
     #[error("key `recorder.segment_seconds` must be a finite number > 0, got {0}")]
     SegmentSeconds(f64),
@@ -689,6 +731,48 @@ impl Config {
         Ok(())
     }
 
+    /// The cluster node name: `cluster.node_name`, else `recorder.node_alias`.
+    pub fn cluster_node_name(&self) -> &str {
+        match self.cluster.node_name.as_str() {
+            "" => &self.recorder.node_alias,
+            name => name,
+        }
+    }
+
+    /// Checks `[cluster]` when it is enabled: a plain node name, a cookie, usable seeds.
+    fn validate_cluster(&self) -> Result<(), ValidationError> {
+        if !self.cluster.enabled {
+            return Ok(());
+        }
+        let bad = |key: &'static str, reason: String| ValidationError::Cluster { key, reason };
+        let name = self.cluster_node_name();
+        if !is_plain_name(name) || name.contains('@') {
+            return Err(bad(
+                "node_name",
+                format!("needs a plain name (or `recorder.node_alias`), got {name:?}"),
+            ));
+        }
+        if self.cluster.listen.ip().is_unspecified() {
+            return Err(bad(
+                "listen",
+                format!(
+                    "{} is not an address peers can reach (it is also this node's address in the cluster)",
+                    self.cluster.listen
+                ),
+            ));
+        }
+        if self.cluster.cookie.is_empty() {
+            return Err(bad("cookie", "must not be empty when enabled".into()));
+        }
+        if let Some(seed) = self.cluster.seeds.iter().find(|s| {
+            s.rsplit_once(':')
+                .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+        }) {
+            return Err(bad("seeds", format!("{seed:?} is not host:port")));
+        }
+        Ok(())
+    }
+
     /// Checks what the types cannot express.
     pub fn validate(&self) -> Result<(), ValidationError> {
         let segment = self.recorder.segment_seconds;
@@ -729,6 +813,7 @@ impl Config {
                 });
             }
         }
+        self.validate_cluster()?;
         let (kind, required) = match &self.recorder.storage {
             StorageConfig::Fs(fs) => {
                 if fs.root.as_os_str().is_empty() {
@@ -837,6 +922,11 @@ fn apply_overrides(
         let Some(name) = var.strip_prefix(ENV_PREFIX) else {
             continue;
         };
+        // An override names a section and a key; `RECNODE_COOKIE` or
+        // `RECNODE_ADMIN_TOKEN` without a separator are plain variables for `${...}`.
+        if !name.contains(ENV_SEPARATOR) {
+            continue;
+        }
         let bad = |reason: String| ConfigError::BadOverride {
             var: var.clone(),
             reason,
@@ -1331,5 +1421,37 @@ mod tests {
         assert!(err.to_string().contains("rtmp.apps"), "{err}");
         let err = parse("[rtmp]\napps = [\"../x\"]\n", &[]).unwrap_err();
         assert!(err.to_string().contains("../x"), "{err}");
+    }
+
+    #[test]
+    fn a_cluster_needs_a_cookie_and_host_port_seeds_and_takes_them_from_the_environment() {
+        // `${RECNODE_COOKIE}` as the issue spells it: a RECNODE_ variable without a
+        // section separator is for expansion, not an override.
+        let text = "[cluster]\nenabled = true\nnode_name = \"a\"\ncookie = \"${RECNODE_COOKIE}\"\n";
+        let config = parse(
+            text,
+            &[
+                ("RECNODE_COOKIE", "s3cret"),
+                ("RECNODE_CLUSTER__SEEDS", r#"["127.0.0.1:4371"]"#),
+            ],
+        )
+        .expect("valid cluster config");
+        assert!(config.cluster.enabled);
+        assert_eq!(config.cluster.cookie, "s3cret");
+        assert_eq!(config.cluster.seeds, ["127.0.0.1:4371"]);
+        assert_eq!(config.cluster_node_name(), "a");
+        let err = parse_err("[cluster]\nenabled = true\nnode_name = \"a\"\n", &[]);
+        assert!(err.contains("cluster.cookie"), "{err}");
+        let err = parse_err(
+            "[cluster]\nenabled = true\nnode_name = \"a\"\ncookie = \"x\"\nseeds = [\"nohost\"]\n",
+            &[],
+        );
+        assert!(err.contains("cluster.seeds"), "{err}");
+        let err = parse_err(
+            "[cluster]\nenabled = true\nnode_name = \"a\"\ncookie = \"x\"\nlisten = \"0.0.0.0:4370\"\n",
+            &[],
+        );
+        assert!(err.contains("cluster.listen"), "{err}");
+        assert!(!Config::default().cluster.enabled, "off by default");
     }
 }

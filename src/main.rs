@@ -21,6 +21,11 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
+    // One process-wide rustls provider (ring) before anything opens TLS or DTLS: the
+    // cluster's dependencies also enable aws-lc-rs, and with two providers compiled in
+    // rustls cannot pick one by itself (WHIP's DTLS would panic).
+    recnode_actors::uploader::init_http_transport();
+
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

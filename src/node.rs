@@ -270,6 +270,48 @@ async fn start_whip(
     Ok((Some(whip), udp))
 }
 
+/// Joins the cluster from `[cluster]` (unless disabled): starts the node server, the
+/// node's agent and membership, and makes the stream supervisor claim stream names
+/// cluster-wide. Publishers that arrive before this are claimed when it is set.
+async fn start_cluster(
+    config: &Config,
+    streams: &ractor::ActorRef<recnode_actors::stream::StreamSupervisorMsg>,
+    hooks: &recnode_actors::hooks::Hooks,
+) -> Result<Option<recnode_cluster::Cluster>, NodeError> {
+    let c = &config.cluster;
+    if !c.enabled {
+        return Ok(None);
+    }
+    let settings = recnode_cluster::ClusterSettings {
+        node_name: config.cluster_node_name().to_string(),
+        node_alias: config.recorder.node_alias.clone(),
+        listen: c.listen,
+        cookie: c.cookie.clone(),
+        seeds: c.seeds.clone(),
+        settings_file: config.data.dir.join("cluster_settings.json"),
+    };
+    let api = crate::http::cluster::NodeApi::new(
+        streams.clone(),
+        settings.node_alias.clone(),
+        Some(hooks.clone()),
+    );
+    let cluster = recnode_cluster::start(settings, api, hooks.emitter.clone())
+        .await
+        .map_err(|e| NodeError::Spawn {
+            what: "cluster",
+            message: e.to_string(),
+        })?;
+    streams
+        .cast(recnode_actors::stream::StreamSupervisorMsg::SetPlacement(
+            cluster.placement(),
+        ))
+        .map_err(|e| NodeError::Spawn {
+            what: "cluster placement",
+            message: e.to_string(),
+        })?;
+    Ok(Some(cluster))
+}
+
 /// Runs a node until SIGINT/SIGTERM, then closes every recording before exiting.
 pub async fn run(config: Config) -> Result<(), NodeError> {
     prepare_dirs(&config)?;
@@ -313,6 +355,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let reprobe = crate::storage::probe_at_start(probe, health.clone(), probe_name(&config)).await;
 
     let (whip, whip_udp) = start_whip(&config, &handles.streams).await?;
+    let cluster = start_cluster(&config, &handles.streams, &hooks).await?;
     let addr = config.http.listen;
     let state = ApiState {
         streams: handles.streams.clone(),
@@ -323,6 +366,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         disk: Some(handles.disk.clone()),
         hooks: Some(hooks.clone()),
         whip: whip.clone(),
+        cluster: cluster.clone(),
     };
     let server =
         crate::http::server(addr, state).map_err(|source| NodeError::HttpBind { addr, source })?;
@@ -371,6 +415,9 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     }
     if let Some(task) = reprobe {
         task.abort();
+    }
+    if let Some(cluster) = &cluster {
+        cluster.stop();
     }
     node.stop(None);
     stop_hooks(&hooks, outcome.is_ok()).await;

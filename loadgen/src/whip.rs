@@ -391,6 +391,8 @@ async fn http(
 
 /// A peer connection that offers exactly the codecs of the given tracks.
 async fn peer(tracks: &[&SourceTrack]) -> Result<Arc<RTCPeerConnection>, WhipClientError> {
+    // Fails only when a provider is installed already, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut engine = MediaEngine::default();
     for (i, track) in tracks.iter().enumerate() {
         engine.register_codec(

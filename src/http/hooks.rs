@@ -5,6 +5,8 @@
 //!   (201); it receives the events emitted from then on. A bad field answers 400
 //!   `invalid_endpoint` naming it; an existing id 409 `endpoint_exists`;
 //! - `DELETE /api/hooks/{id}`: removes an endpoint and its dead letters (204);
+//! - in a cluster, endpoints created or removed through the API of any node reach every
+//!   node (see [`recnode_cluster::settings`]), so each node delivers its own events to them;
 //! - `GET /api/hooks/{id}/dead?after=SEQ&limit=N`: its dead letters, oldest first, each
 //!   with the event as canonical proto3 JSON;
 //! - `POST /api/hooks/{id}/replay`: sends its dead letters again, in seq order, before
@@ -118,7 +120,21 @@ async fn create_endpoint(
             "expected {{url, secret, format?, events?, id?}}: {e}"
         ))
     })?;
+    let secret = spec.secret.clone().unwrap_or_default();
     let created = ask(hooks, |reply| ConnectorMsg::Create(spec, reply)).await?;
+    if let Some(cluster) = &state.cluster {
+        // Every node delivers its own events to every endpoint.
+        cluster
+            .publish_hook_endpoint(recnode_proto::cluster::v1::HookEndpointUpdate {
+                id: created.id.clone(),
+                url: created.url.clone(),
+                secret,
+                format: created.format.clone(),
+                events: created.events.clone(),
+                ..Default::default()
+            })
+            .await;
+    }
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -129,7 +145,17 @@ async fn delete_endpoint(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
+    let deleted = id.clone();
     ask(hooks(&state)?, |reply| ConnectorMsg::Delete(id, reply)).await?;
+    if let Some(cluster) = &state.cluster {
+        cluster
+            .publish_hook_endpoint(recnode_proto::cluster::v1::HookEndpointUpdate {
+                id: deleted,
+                deleted: true,
+                ..Default::default()
+            })
+            .await;
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 

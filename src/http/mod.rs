@@ -18,6 +18,7 @@ use ractor::ActorRef;
 use recnode_actors::stream::StreamSupervisorMsg;
 use recnode_actors::uploader::StorageHealth;
 
+pub mod cluster;
 #[cfg(feature = "fault-injection")]
 pub mod debug;
 pub mod error;
@@ -52,6 +53,8 @@ pub struct ApiState {
     pub hooks: Option<recnode_actors::hooks::Hooks>,
     /// The WHIP ingest (`/whip`, outside `/api`); `None` when `[whip] enabled = false`.
     pub whip: Option<ActorRef<recnode_actors::ingest::whip::WhipIngestMsg>>,
+    /// The cluster layer (`/api/cluster`, forwarding); `None` without `[cluster] enabled`.
+    pub cluster: Option<recnode_cluster::Cluster>,
 }
 
 /// Registers the routes outside `/api` that need no auth: health checks and metrics.
@@ -90,6 +93,7 @@ pub fn app(
                 .configure(presign::routes)
                 .configure(hooks::routes)
                 .configure(events::routes)
+                .configure(cluster::routes)
                 .configure(debug_routes),
         )
         .default_service(web::to(error::unknown_route))
@@ -202,6 +206,7 @@ mod tests {
             disk: None,
             hooks: None,
             whip: None,
+            cluster: None,
         }
     }
 

@@ -1,6 +1,11 @@
 //! The recording API, live777-compatible: `POST/GET/DELETE /api/record/{stream}` and
 //! `GET /api/streams`. Handlers hold only the stream supervisor's `ActorRef` and ask it
 //! with a timeout; every failure answers in [`ApiError`]'s JSON shape.
+//!
+//! In a cluster (`[cluster] enabled`), a call for a stream live on another node is
+//! forwarded to that node's agent and answered with the owner's status and body; every
+//! successful answer then names the owner in `"node"`, and `GET /api/streams` lists the
+//! streams of every node, each with its `"node"`.
 
 use std::time::Duration;
 
@@ -9,8 +14,11 @@ use actix_web::{delete, get, post, web, HttpResponse};
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
 use recnode_actors::stream::{
-    validate_stream_name, IngestProtocol, RecordError, RecordingInfo, StreamSupervisorMsg,
+    validate_stream_name, IngestProtocol, RecordError, RecordingInfo, StreamInfo,
+    StreamSupervisorMsg,
 };
+use recnode_cluster::Owner;
+use recnode_proto::cluster::v1::{RecordOp, RecordRequest};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -56,7 +64,7 @@ async fn ask<T: Send + 'static>(
 }
 
 /// Checks a stream name taken from the path.
-fn stream_name(raw: &str) -> Result<String, ApiError> {
+pub(crate) fn stream_name(raw: &str) -> Result<String, ApiError> {
     validate_stream_name(raw).map_err(|e| ApiError {
         status: StatusCode::BAD_REQUEST,
         code: "invalid_stream_name",
@@ -118,17 +126,7 @@ async fn start_recording(
             message: format!("expected {{\"base_dir\"?: string}}: {e}"),
         })?
     };
-    let base_dir = body.base_dir;
-    let info = ask(&state.streams, |reply| {
-        StreamSupervisorMsg::StartRecording {
-            stream,
-            base_dir,
-            reply,
-        }
-    })
-    .await?
-    .map_err(record_error)?;
-    Ok(HttpResponse::Ok().json(info_json(&info)))
+    dispatch(&state, RecordOp::Start, stream, body.base_dir).await
 }
 
 /// `GET /api/record/{stream}`: `{"recording": bool, ...}`.
@@ -138,24 +136,7 @@ async fn recording_status(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let stream = stream_name(&path)?;
-    let status = ask(&state.streams, |reply| {
-        StreamSupervisorMsg::RecordingStatus { stream, reply }
-    })
-    .await?
-    .map_err(record_error)?;
-    let mut body = json!({
-        "recording": status.recording,
-        "duration_seconds": status.duration_seconds,
-        "restarts": status.restarts,
-        // Why the stream's last recording failed for good, or null.
-        "failed": status.failed,
-    });
-    if let (Some(current), Some(map)) = (&status.current, body.as_object_mut()) {
-        if let serde_json::Value::Object(info) = info_json(current) {
-            map.extend(info);
-        }
-    }
-    Ok(HttpResponse::Ok().json(body))
+    dispatch(&state, RecordOp::Status, stream, None).await
 }
 
 /// `DELETE /api/record/{stream}`: stops the recording; it closes cleanly.
@@ -165,23 +146,134 @@ async fn stop_recording(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let stream = stream_name(&path)?;
-    let info = ask(&state.streams, |reply| StreamSupervisorMsg::StopRecording {
-        stream,
-        reply,
-    })
-    .await?
-    .map_err(record_error)?;
-    Ok(HttpResponse::Ok().json(info_json(&info)))
+    dispatch(&state, RecordOp::Stop, stream, None).await
 }
 
-/// `GET /api/streams`: every live stream with its codecs.
+/// Answers a recording call here, or forwards it to the node where the stream is live.
+async fn dispatch(
+    state: &ApiState,
+    op: RecordOp,
+    stream: String,
+    base_dir: Option<String>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(cluster) = &state.cluster else {
+        let body = local_record(&state.streams, op, stream, base_dir).await?;
+        return Ok(HttpResponse::Ok().json(body));
+    };
+    let agent = match cluster.owner(&stream) {
+        Owner::Remote(agent) => agent,
+        Owner::Local | Owner::Nobody => {
+            let mut body = local_record(&state.streams, op, stream, base_dir).await?;
+            if let Some(map) = body.as_object_mut() {
+                map.insert("node".into(), json!(cluster.name()));
+            }
+            return Ok(HttpResponse::Ok().json(body));
+        }
+    };
+    let request = RecordRequest {
+        op: op.into(),
+        stream,
+        base_dir,
+    };
+    let reply = cluster
+        .forward_record(&agent, request)
+        .await
+        .map_err(|e| ApiError {
+            status: StatusCode::BAD_GATEWAY,
+            code: "owner_unreachable",
+            message: e.to_string(),
+        })?;
+    let status = u16::try_from(reply.status)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .ok_or_else(|| ApiError {
+            status: StatusCode::BAD_GATEWAY,
+            code: "owner_malformed",
+            message: format!("node {} answered status {}", reply.node, reply.status),
+        })?;
+    let mut body: serde_json::Value =
+        serde_json::from_str(&reply.body_json).map_err(|e| ApiError {
+            status: StatusCode::BAD_GATEWAY,
+            code: "owner_malformed",
+            message: format!("node {} answered a body that is not JSON: {e}", reply.node),
+        })?;
+    if let Some(map) = body.as_object_mut() {
+        map.insert("node".into(), json!(reply.node));
+    }
+    Ok(HttpResponse::build(status).json(body))
+}
+
+/// Answers a recording call from this node's stream supervisor: the JSON body, or the error.
+pub(crate) async fn local_record(
+    streams: &ActorRef<StreamSupervisorMsg>,
+    op: RecordOp,
+    stream: String,
+    base_dir: Option<String>,
+) -> Result<serde_json::Value, ApiError> {
+    match op {
+        RecordOp::Start => {
+            let info = ask(streams, |reply| StreamSupervisorMsg::StartRecording {
+                stream,
+                base_dir,
+                reply,
+            })
+            .await?
+            .map_err(record_error)?;
+            Ok(info_json(&info))
+        }
+        RecordOp::Status => {
+            let status = ask(streams, |reply| StreamSupervisorMsg::RecordingStatus {
+                stream,
+                reply,
+            })
+            .await?
+            .map_err(record_error)?;
+            let mut body = json!({
+                "recording": status.recording,
+                "duration_seconds": status.duration_seconds,
+                "restarts": status.restarts,
+                // Why the stream's last recording failed for good, or null.
+                "failed": status.failed,
+            });
+            if let (Some(current), Some(map)) = (&status.current, body.as_object_mut()) {
+                if let serde_json::Value::Object(info) = info_json(current) {
+                    map.extend(info);
+                }
+            }
+            Ok(body)
+        }
+        RecordOp::Stop => {
+            let info = ask(streams, |reply| StreamSupervisorMsg::StopRecording {
+                stream,
+                reply,
+            })
+            .await?
+            .map_err(record_error)?;
+            Ok(info_json(&info))
+        }
+        RecordOp::Unspecified => Err(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_forward",
+            message: "the forwarded call names no operation".to_string(),
+        }),
+    }
+}
+
+/// This node's live streams.
+pub(crate) async fn local_streams(
+    streams: &ActorRef<StreamSupervisorMsg>,
+) -> Result<Vec<StreamInfo>, ApiError> {
+    ask(streams, StreamSupervisorMsg::ListStreams).await
+}
+
+/// `GET /api/streams`: every live stream with its codecs (in a cluster: of every node).
 #[get("/streams")]
 async fn list_streams(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
-    let streams = ask(&state.streams, StreamSupervisorMsg::ListStreams).await?;
-    let items: Vec<_> = streams
+    let streams = local_streams(&state.streams).await?;
+    let mut items: Vec<_> = streams
         .iter()
         .map(|s| {
-            json!({
+            let mut item = json!({
                 "stream": s.stream,
                 "app": s.app,
                 "protocol": match s.protocol {
@@ -191,8 +283,28 @@ async fn list_streams(state: web::Data<ApiState>) -> Result<HttpResponse, ApiErr
                 "codecs": s.codecs,
                 "recording": s.recording,
                 "started_at_ms": s.started_at_ms,
-            })
+            });
+            if let (Some(cluster), Some(map)) = (&state.cluster, item.as_object_mut()) {
+                map.insert("node".into(), json!(cluster.name()));
+            }
+            item
         })
         .collect();
+    if let Some(cluster) = &state.cluster {
+        for node in cluster.remote_infos(true).await {
+            items.extend(node.streams.iter().map(|s| {
+                json!({
+                    "stream": s.stream,
+                    "app": s.app,
+                    "protocol": s.protocol,
+                    "codecs": s.codecs,
+                    "recording": s.recording,
+                    "started_at_ms": s.started_at_ms,
+                    "node": node.name,
+                })
+            }));
+        }
+        items.sort_by(|a, b| a["stream"].as_str().cmp(&b["stream"].as_str()));
+    }
     Ok(HttpResponse::Ok().json(json!({ "streams": items })))
 }

@@ -279,6 +279,19 @@ impl Node {
         Node::start_in_logged(cwd, env, log)
     }
 
+    /// Kills the process with SIGKILL and keeps its directory and settings, to start it
+    /// again later with [`KilledNode::restart`].
+    pub fn kill_9(mut self) -> KilledNode {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let cwd = std::mem::replace(&mut self.cwd, tempfile::tempdir().expect("temp dir"));
+        KilledNode {
+            cwd,
+            env: std::mem::take(&mut self.env),
+            log: self.log.take(),
+        }
+    }
+
     /// What the node logged so far (all its runs), when started with [`Node::start_logged`].
     pub fn log(&self) -> String {
         let path = self
@@ -331,6 +344,20 @@ impl Node {
         wait_for("recnode to exit after SIGTERM", timeout, || {
             self.child.try_wait().expect("poll recnode")
         })
+    }
+}
+
+/// A node killed with [`Node::kill_9`]: its directory and settings, not running.
+pub struct KilledNode {
+    cwd: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    log: Option<PathBuf>,
+}
+
+impl KilledNode {
+    /// Starts the node again in its directory with its settings (new HTTP and RTMP ports).
+    pub fn restart(self) -> Node {
+        Node::start_in_logged(self.cwd, self.env, self.log)
     }
 }
 

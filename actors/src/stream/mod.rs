@@ -83,9 +83,35 @@ pub enum PublishRejected {
     ShuttingDown,
 }
 
+/// Where a stream may go live across a cluster. The stream supervisor claims a name before
+/// a publish goes live and releases it when the stream ends; without a cluster nothing is
+/// claimed ([`LocalPlacement`]). Both calls run inside the supervisor's handler, so they
+/// must answer at once from local state (no I/O, no waiting on other nodes).
+pub trait StreamPlacement: Send + Sync + 'static {
+    /// Claims `stream` for this node; `Err(owner)` names the node where it is already live.
+    fn claim(&self, stream: &str) -> Result<(), String>;
+    /// Gives up this node's claim on `stream` (it ended here).
+    fn release(&self, stream: &str);
+}
+
+/// The single-node placement: every claim succeeds and nothing is recorded.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalPlacement;
+
+impl StreamPlacement for LocalPlacement {
+    fn claim(&self, _stream: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn release(&self, _stream: &str) {}
+}
+
 /// Messages to the stream supervisor, which owns the registry of live streams.
 #[derive(RactorMessage)]
 pub enum StreamSupervisorMsg {
+    /// Use this placement for publishes from now on (the cluster layer sets it at start-up;
+    /// until then, and without a cluster, [`LocalPlacement`]).
+    SetPlacement(std::sync::Arc<dyn StreamPlacement>),
     /// An ingest connection wants to publish; the reply is the stream actor to send media to.
     Publish(
         PublishRequest,

@@ -6,7 +6,9 @@
 //! stream that ends (unpublish) or fails is dropped from the registry, and its publisher
 //! must publish again. It overrides ractor's default `handle_supervisor_evt`, which would
 //! stop the supervisor when any child exits. The node supervisor (the binary) starts it
-//! with [`start_streams`].
+//! with [`start_streams`]. Before a publish goes live it claims the name through its
+//! [`super::StreamPlacement`] (nothing to claim on a single node; in a cluster a name live
+//! on another node is refused as `AlreadyLive`) and releases it when the stream ends.
 //!
 //! Mailbox: unbounded (ractor's mailboxes are); it gets one message per publish and per
 //! API call, never media.
@@ -62,6 +64,8 @@ pub struct StreamSupervisorState {
     streams: HashMap<String, ActorRef<StreamMsg>>,
     by_id: HashMap<ActorId, String>,
     shutting_down: bool,
+    /// Claims stream names across the cluster ([`super::LocalPlacement`] without one).
+    placement: Arc<dyn super::StreamPlacement>,
 }
 
 /// Starts the stream supervisor (unlinked); the binary calls this once per node.
@@ -123,6 +127,7 @@ impl Actor for StreamSupervisor {
             streams: HashMap::new(),
             by_id: HashMap::new(),
             shutting_down: false,
+            placement: Arc::new(super::LocalPlacement),
         })
     }
 
@@ -142,6 +147,14 @@ impl Actor for StreamSupervisor {
                 if state.streams.contains_key(&request.stream) {
                     tracing::info!(stream = %request.stream, remote = %request.remote,
                         "publish refused: stream already live");
+                    let _ = reply.send(Err(PublishRejected::AlreadyLive {
+                        stream: request.stream,
+                    }));
+                    return Ok(());
+                }
+                if let Err(owner) = state.placement.claim(&request.stream) {
+                    tracing::info!(stream = %request.stream, remote = %request.remote, %owner,
+                        "publish refused: stream already live on another node");
                     let _ = reply.send(Err(PublishRejected::AlreadyLive {
                         stream: request.stream,
                     }));
@@ -173,8 +186,18 @@ impl Actor for StreamSupervisor {
                     Err(e) => {
                         // Dropping the reply port tells ingest the publish failed.
                         tracing::error!(stream = %name, "stream actor did not start: {e}");
+                        state.placement.release(&name);
                     }
                 }
+            }
+            StreamSupervisorMsg::SetPlacement(placement) => {
+                // Streams already live were never claimed: claim them now.
+                for name in state.streams.keys() {
+                    if let Err(owner) = placement.claim(name) {
+                        tracing::warn!(stream = %name, %owner, "stream is live on two nodes");
+                    }
+                }
+                state.placement = placement;
             }
             StreamSupervisorMsg::StartRecording {
                 stream,
@@ -334,6 +357,7 @@ impl Actor for StreamSupervisor {
                 .is_some_and(|a| a.get_id() == cell.get_id())
             {
                 state.streams.remove(&name);
+                state.placement.release(&name);
             }
             match failure {
                 Some(err) => tracing::error!(stream = %name, "stream actor failed: {err}"),

@@ -1,0 +1,357 @@
+//! End to end: three `recnode` processes on loopback form a cluster from their seeds
+//! (ractor_cluster, Transitive mode). Any node answers the recording API for a stream
+//! live on another one by forwarding to the owner, which the answer names; a stream name
+//! live on one node is refused on the others; a killed node is reported gone (and a
+//! `node.left` event emitted) by the survivors and rejoins when it restarts; a node with
+//! the wrong cookie is refused, and both sides log it. A hook endpoint registered on one
+//! node reaches every node, also one that joins later, and each delivers its own events.
+
+mod common;
+mod hooks_support;
+#[path = "../media/tests/common/mod.rs"]
+mod media;
+
+use common::*;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// How long the cluster may take to form, or to notice a change.
+const CLUSTER_WAIT: Duration = Duration::from_secs(20);
+/// How long a publish may take to be seen.
+const LIVE_WAIT: Duration = Duration::from_secs(30);
+/// The shared secret of the test clusters.
+const COOKIE: &str = "test-cookie-1234";
+
+/// One cluster node's settings: name, cluster address and seeds.
+fn cluster_env(
+    name: &str,
+    listen: SocketAddr,
+    seeds: &[SocketAddr],
+    cookie: &str,
+) -> Vec<(String, String)> {
+    let seeds: Vec<String> = seeds.iter().map(|s| format!("\"{s}\"")).collect();
+    [
+        ("RECNODE_CLUSTER__ENABLED", "true".to_string()),
+        ("RECNODE_CLUSTER__NODE_NAME", name.to_string()),
+        ("RECNODE_RECORDER__NODE_ALIAS", name.to_string()),
+        ("RECNODE_CLUSTER__LISTEN", listen.to_string()),
+        ("RECNODE_CLUSTER__COOKIE", cookie.to_string()),
+        ("RECNODE_CLUSTER__SEEDS", format!("[{}]", seeds.join(", "))),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// Starts a logged node with `env`.
+fn start(env: Vec<(String, String)>) -> Node {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let log = cwd.path().join("node.log");
+    Node::start_in_logged(cwd, env, Some(log))
+}
+
+/// Three nodes `a`, `b`, `c`, each seeded with the other two.
+fn three_nodes() -> [Node; 3] {
+    let addrs = [free_local_addr(), free_local_addr(), free_local_addr()];
+    let names = ["a", "b", "c"];
+    let nodes: Vec<Node> = (0..3)
+        .map(|i| {
+            let seeds: Vec<SocketAddr> = (0..3).filter(|j| *j != i).map(|j| addrs[j]).collect();
+            start(cluster_env(names[i], addrs[i], &seeds, COOKIE))
+        })
+        .collect();
+    nodes
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("three nodes"))
+}
+
+/// The names of the members `node` sees (itself excluded) that answered a heartbeat.
+fn members_seen(node: &Node) -> Vec<String> {
+    let r = node.api("GET", "/api/cluster", None);
+    assert_eq!(r.status, 200, "GET /api/cluster: {r:?}");
+    let body = r.json();
+    let mut names: Vec<String> = body["members"]
+        .as_array()
+        .expect("members is an array")
+        .iter()
+        .filter(|m| m["self"] == false && !m["last_seen_ms"].is_null())
+        .filter_map(|m| m["name"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits until `node` sees exactly `expected` as its members.
+fn wait_members(node: &Node, expected: &[&str]) {
+    wait_for(
+        &format!("{} to see members {expected:?}", node.http),
+        CLUSTER_WAIT,
+        || (members_seen(node) == expected).then_some(()),
+    );
+}
+
+/// Waits until `node` answers `GET /api/record/{stream}` with 200.
+fn wait_status(node: &Node, stream: &str) -> Value {
+    wait_for(
+        &format!("GET /api/record/{stream} on {} to answer 200", node.http),
+        LIVE_WAIT,
+        || {
+            let r = node.api("GET", &format!("/api/record/{stream}"), None);
+            (r.status == 200).then(|| r.json())
+        },
+    )
+}
+
+#[test]
+fn any_node_answers_for_a_stream_live_on_another_and_names_the_owner() {
+    let [a, b, c] = three_nodes();
+    wait_members(&a, &["b", "c"]);
+    wait_members(&b, &["a", "c"]);
+    wait_members(&c, &["a", "b"]);
+
+    let src = av_source(b.cwd.path(), "src.flv", 30);
+    let mut publisher = Publisher::start(&src, &b.rtmp_url("cam"), b.cwd.path());
+
+    // Not recorded yet (no auto_streams): the owner answers through a.
+    let status = wait_status(&a, "cam");
+    assert_eq!(status["node"], "b", "{status}");
+    assert_eq!(status["recording"], false, "{status}");
+
+    // Every node lists the stream, on b.
+    for node in [&a, &c] {
+        let streams = node.api("GET", "/api/streams", None).json();
+        let entry = streams["streams"]
+            .as_array()
+            .expect("streams")
+            .iter()
+            .find(|s| s["stream"] == "cam")
+            .cloned()
+            .unwrap_or_else(|| panic!("cam listed: {streams}"));
+        assert_eq!(entry["node"], "b", "{entry}");
+    }
+
+    // Start through c, stop through c, start again through c: b records.
+    let r = c.api("POST", "/api/record/cam", None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["node"], "b", "{r:?}");
+    let first_dir = r.json()["record_dir"]
+        .as_str()
+        .expect("record_dir")
+        .to_string();
+    wait_for("b to record 2 s of cam", LIVE_WAIT, || {
+        let s = a.recording_status("cam");
+        (s["recording"] == true && s["duration_seconds"].as_f64()? > 2.0).then_some(())
+    });
+    let r = c.api("DELETE", "/api/record/cam", None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["node"], "b");
+    assert_eq!(r.json()["record_dir"], first_dir.as_str());
+    assert_eq!(a.recording_status("cam")["recording"], false);
+    // A second stop is the owner's 404, forwarded as is.
+    let r = c.api("DELETE", "/api/record/cam", None);
+    assert_eq!(
+        (r.status, r.error_code().as_deref()),
+        (404, Some("not_recording")),
+        "{r:?}"
+    );
+    // record_ids are unix seconds: the next recording needs a new second.
+    wait_for("a new second", Duration::from_secs(3), || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs()
+            .to_string();
+        (!first_dir.ends_with(&now)).then_some(())
+    });
+    let r = c.api("POST", "/api/record/cam", None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["node"], "b");
+    wait_for("b to record 2 s of the second recording", LIVE_WAIT, || {
+        let s = c.recording_status("cam");
+        (s["recording"] == true && s["duration_seconds"].as_f64()? > 2.0).then_some(())
+    });
+
+    // The same name on another node is refused while b has it.
+    let mut duplicate = Publisher::start(&src, &a.rtmp_url("cam"), a.cwd.path());
+    let refused = duplicate.wait(Duration::from_secs(20));
+    assert!(
+        !refused.success(),
+        "a second publisher of cam on a must be refused"
+    );
+    assert!(
+        a.log().contains("already live on another node"),
+        "a logs the refusal"
+    );
+    assert_eq!(b.recording_status("cam")["node"], "b");
+
+    // Both recordings are on b and decode.
+    let r = a.api("DELETE", "/api/record/cam", None);
+    assert_eq!(r.status, 200, "{r:?}");
+    let _ = publisher.wait(Duration::from_secs(60));
+    let dirs = wait_for_finished_recordings(&b, "cam", Duration::from_secs(60));
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    for dir in &dirs {
+        assert_eq!(
+            media::decode_errors(&dir.join("manifest.mpd")),
+            "",
+            "{}",
+            dir.display()
+        );
+    }
+    assert!(record_dirs(&a.recordings(), "cam").is_empty());
+    assert!(record_dirs(&c.recordings(), "cam").is_empty());
+}
+
+#[test]
+fn a_killed_node_is_reported_gone_by_the_others_and_rejoins_after_a_restart() {
+    let [a, b, c] = three_nodes();
+    wait_members(&a, &["b", "c"]);
+    wait_members(&b, &["a", "c"]);
+    wait_members(&c, &["a", "b"]);
+
+    // c records cam (started through a) when it is killed.
+    let src = av_source(c.cwd.path(), "src.flv", 30);
+    let publisher = Publisher::start(&src, &c.rtmp_url("cam"), c.cwd.path());
+    wait_status(&a, "cam");
+    let r = a.api("POST", "/api/record/cam", None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["node"], "c", "{r:?}");
+    wait_for("c to record 3 s of cam", LIVE_WAIT, || {
+        let s = b.recording_status("cam");
+        (s["duration_seconds"].as_f64()? > 3.0).then_some(())
+    });
+
+    let killed = Instant::now();
+    let c = c.kill_9();
+    drop(publisher);
+    wait_members(&a, &["b"]);
+    wait_members(&b, &["a"]);
+    let gone = killed.elapsed();
+    assert!(
+        gone < Duration::from_secs(5),
+        "reported gone after {gone:?}"
+    );
+    for node in [&a, &b] {
+        wait_for("node.left in the survivor's events", CLUSTER_WAIT, || {
+            hook_event_types(node)
+                .iter()
+                .any(|t| t == "node.left")
+                .then_some(())
+        });
+        assert!(node.log().contains("cluster node left"));
+    }
+    // Its stream is live nowhere now, so its publisher may go live elsewhere.
+    let r = b.api("GET", "/api/record/cam", None);
+    assert_eq!(r.error_code().as_deref(), Some("stream_not_found"), "{r:?}");
+    let _moved = Publisher::start(&src, &a.rtmp_url("cam"), a.cwd.path());
+    assert_eq!(wait_status(&b, "cam")["node"], "a");
+
+    // c comes back: it rejoins, and its spool recovery finishes the cut recording.
+    let c = c.restart();
+    wait_members(&a, &["b", "c"]);
+    wait_members(&b, &["a", "c"]);
+    wait_members(&c, &["a", "b"]);
+    let dirs = wait_for_finished_recordings(&c, "cam", Duration::from_secs(60));
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let session = session_json(&dirs[0]).expect("session.json");
+    assert_eq!(session["outcome"], "recovered", "{session}");
+    assert_eq!(
+        media::decode_errors(&dirs[0].join("manifest.mpd")),
+        "",
+        "{}",
+        dirs[0].display()
+    );
+}
+
+#[test]
+fn a_node_with_the_wrong_cookie_is_refused_and_both_sides_log_it() {
+    let (addr_a, addr_d) = (free_local_addr(), free_local_addr());
+    let a = start(cluster_env("a", addr_a, &[], COOKIE));
+    let d = start(cluster_env("d", addr_d, &[addr_a], "not-the-cookie"));
+    let refusal = "cluster peer refused: authentication failed";
+    wait_for("both sides to log the refusal", CLUSTER_WAIT, || {
+        (a.log().contains(refusal) && d.log().contains(refusal)).then_some(())
+    });
+    assert!(members_seen(&a).is_empty());
+    assert!(members_seen(&d).is_empty());
+    let r = a.api("GET", "/api/cluster", None).json();
+    assert_eq!(
+        r["members"].as_array().map(Vec::len),
+        Some(1),
+        "only a itself: {r}"
+    );
+}
+
+/// Waits until the receiver got an event at `path` from a node with this alias.
+fn wait_event_from(receiver: &hooks_support::receiver::Receiver, path: &str, alias: &str) {
+    wait_for(
+        &format!("an event from {alias} at {path}"),
+        CLUSTER_WAIT,
+        || {
+            (receiver.received_at(path).iter())
+                .any(|r| r.event.node_alias == alias && r.event.event_type() == "record.segment")
+                .then_some(())
+        },
+    );
+}
+
+#[test]
+fn a_hook_endpoint_registered_on_one_node_receives_every_nodes_events() {
+    let receiver = hooks_support::receiver::Receiver::start(hooks_support::SECRET);
+    let [a, b, c] = three_nodes();
+    wait_members(&a, &["b", "c"]);
+    wait_members(&b, &["a", "c"]);
+    wait_members(&c, &["a", "b"]);
+
+    let body = format!(
+        r#"{{"id":"platform","url":"{}","secret":"{}","format":"json"}}"#,
+        receiver.url("/hooks"),
+        hooks_support::SECRET
+    );
+    let r = a.api("POST", "/api/hooks", Some(&body));
+    assert_eq!(r.status, 201, "{r:?}");
+    for node in [&b, &c] {
+        wait_for("the endpoint to reach every node", CLUSTER_WAIT, || {
+            let list = node.api("GET", "/api/hooks", None).json();
+            (list["endpoints"].as_array()?.iter())
+                .any(|e| e["id"] == "platform")
+                .then_some(())
+        });
+    }
+    for (node, alias) in [(&a, "a"), (&b, "b"), (&c, "c")] {
+        hooks_support::emit(node, "cam", 1);
+        wait_event_from(&receiver, "/hooks", alias);
+    }
+    assert!(receiver.invalid().is_empty(), "{:?}", receiver.invalid());
+
+    // A node that joins later catches up from a peer.
+    let d = start(cluster_env("d", free_local_addr(), &[b_addr(&b)], COOKIE));
+    wait_for("d to have the endpoint", CLUSTER_WAIT, || {
+        let list = d.api("GET", "/api/hooks", None).json();
+        (list["endpoints"].as_array()?.iter())
+            .any(|e| e["id"] == "platform")
+            .then_some(())
+    });
+    hooks_support::emit(&d, "cam", 1);
+    wait_event_from(&receiver, "/hooks", "d");
+
+    // Removing it on c removes it everywhere.
+    let r = c.api("DELETE", "/api/hooks/platform", None);
+    assert_eq!(r.status, 204, "{r:?}");
+    for node in [&a, &b, &d] {
+        wait_for("the endpoint to be gone everywhere", CLUSTER_WAIT, || {
+            let list = node.api("GET", "/api/hooks", None).json();
+            (!(list["endpoints"].as_array()?.iter()).any(|e| e["id"] == "platform")).then_some(())
+        });
+    }
+}
+
+/// A node's cluster address, from its `GET /api/cluster`.
+fn b_addr(node: &Node) -> SocketAddr {
+    let r = node.api("GET", "/api/cluster", None).json();
+    r["members"][0]["address"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("own address in {r}"))
+}
