@@ -10,8 +10,7 @@ use recnode::cli::{self, Cli, Command};
 use recnode::{config::Config, node};
 use tracing_subscriber::EnvFilter;
 
-#[actix_web::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     // RUST_LOG filters logs (e.g. `RUST_LOG=recnode=debug`); the default is `info`.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -26,7 +25,23 @@ async fn main() -> ExitCode {
     // rustls cannot pick one by itself (WHIP's DTLS would panic).
     recnode_actors::uploader::init_http_transport();
 
-    match run(cli).await {
+    // The actors (ractor spawns them with `tokio::spawn`) run on a multi-threaded runtime,
+    // so streams, recorders and WebRTC sessions use every core. actix-web's HTTP workers
+    // run on threads of their own, and the main System's block_on is still a LocalSet, so
+    // `actix_web::rt::spawn` keeps working.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("recnode-rt")
+        .build();
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("recnode: error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let system = actix_web::rt::System::with_tokio_rt(move || runtime);
+    match system.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // One line with the whole cause chain; no backtrace: these are operator
