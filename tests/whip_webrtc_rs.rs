@@ -8,7 +8,9 @@ mod media;
 mod whip_support;
 
 use common::*;
-use recnode_loadgen::whip::{ivf_track, opus_track, publish, PublishOptions, PublishReport};
+use recnode_loadgen::whip::{
+    ivf_track, opus_track, publish, PublishOptions, PublishReport, WhipClientError,
+};
 use std::path::Path;
 use std::time::Duration;
 use whip_support::*;
@@ -24,12 +26,16 @@ fn publish_files(url: &str, video: &Path, audio: &Path, token: Option<&str>) -> 
         vanish: false,
         connect_timeout: Duration::from_secs(20),
     };
+    run_publish(options).expect("publish")
+}
+
+/// Runs one webrtc-rs publish to its end on a current-thread runtime.
+fn run_publish(options: PublishOptions) -> Result<PublishReport, WhipClientError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime")
         .block_on(publish(options))
-        .expect("publish")
 }
 
 /// Publishes a codec's IVF file and checks the recording has every frame.
@@ -136,12 +142,7 @@ fn a_publish_longer_than_the_frame_cache_keeps_every_frame() {
         vanish: false,
         connect_timeout: Duration::from_secs(20),
     };
-    let report = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(publish(options))
-        .expect("publish");
+    let report = run_publish(options).expect("publish");
     assert!(report.video_frames >= 14 * 29, "{report:?}");
     let dirs = wait_for_finished_recordings(&node, "long", Duration::from_secs(30));
     let counts = media::count_frames(&dirs[0].join("manifest.mpd"));
@@ -182,13 +183,7 @@ fn a_stream_key_rule_applies_to_whip_publishers_as_a_bearer_token() {
             vanish: false,
             connect_timeout: Duration::from_secs(20),
         };
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(publish(options))
-            .expect_err("refused")
-            .to_string()
+        run_publish(options).expect_err("refused").to_string()
     };
     assert!(refused(None).contains("401"), "no key");
     assert!(refused(Some("k2")).contains("401"), "wrong key");
