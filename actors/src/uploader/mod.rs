@@ -84,8 +84,8 @@ pub enum UploaderMsg {
 }
 
 /// Installs, once per process, the TLS crypto provider (rustls with ring) and opendal's
-/// HTTP transport (reqwest). Call before building any remote storage operator or HTTP
-/// client; later calls do nothing.
+/// HTTP transport (reqwest). Call before building any remote storage operator, HTTP
+/// client or WebRTC peer (DTLS); later calls do nothing.
 pub fn init_http_transport() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {

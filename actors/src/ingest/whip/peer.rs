@@ -78,6 +78,9 @@ pub(crate) async fn new_peer(
     shared: &WhipShared,
     summary: &OfferSummary,
 ) -> Result<Arc<RTCPeerConnection>, webrtc::Error> {
+    // DTLS needs rustls' process-wide provider; with more than one compiled in (the
+    // cluster's dependencies add aws-lc-rs) rustls cannot choose one by itself.
+    crate::uploader::init_http_transport();
     let mut engine = MediaEngine::default();
     if let Some(video) = &summary.video {
         register(&mut engine, video, RTPCodecType::Video)?;
