@@ -74,13 +74,32 @@ def counting_get_encoder(codec):
 rtcrtpsender.get_encoder = counting_get_encoder
 
 
-class PacedTrack(MediaStreamTrack):
-    """Frames in real time from `start + offset`, `count` of them, then the track ends."""
+class Clock:
+    """The publisher's shared time zero, fixed when the first track asks for a frame.
 
-    def __init__(self, kind, start, offset, count, period):
+    aiortc starts its senders only once DTLS is up, which can take a second on a loaded
+    machine. Fixing time zero then, rather than when the answer arrives, keeps every frame
+    paced in real time: frames due before the connection was up would otherwise go out in
+    one burst, and the RTCP sender reports (which pair the last packet sent with the wall
+    clock) would no longer say when each track really started.
+    """
+
+    def __init__(self):
+        self.start = None
+
+    def origin(self):
+        if self.start is None:
+            self.start = time.time() + 0.1
+        return self.start
+
+
+class PacedTrack(MediaStreamTrack):
+    """Frames in real time from `clock.origin() + offset`, `count` of them, then the track ends."""
+
+    def __init__(self, kind, clock, offset, count, period):
         super().__init__()
         self.kind = kind
-        self.start = start
+        self.clock = clock
         self.offset = offset
         self.count = count
         self.period = period
@@ -90,7 +109,7 @@ class PacedTrack(MediaStreamTrack):
         if self.index >= self.count:
             self.stop()
             raise MediaStreamError
-        due = self.start + self.offset + self.index * self.period
+        due = self.clock.origin() + self.offset + self.index * self.period
         delay = due - time.time()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -102,8 +121,8 @@ class PacedTrack(MediaStreamTrack):
 class PatternTrack(PacedTrack):
     """A moving gradient, so every frame has real content to encode."""
 
-    def __init__(self, start, seconds, fps):
-        super().__init__("video", start, 0.0, int(round(seconds * fps)), 1.0 / fps)
+    def __init__(self, clock, seconds, fps):
+        super().__init__("video", clock, 0.0, int(round(seconds * fps)), 1.0 / fps)
         self.fps = fps
 
     def make(self, i):
@@ -121,9 +140,9 @@ class PatternTrack(PacedTrack):
 class ToneTrack(PacedTrack):
     """A 440 Hz tone in 20 ms frames."""
 
-    def __init__(self, start, offset, seconds):
+    def __init__(self, clock, offset, seconds):
         count = int(round((seconds - offset) * AUDIO_RATE / AUDIO_SAMPLES))
-        super().__init__("audio", start, offset, max(count, 0), AUDIO_SAMPLES / AUDIO_RATE)
+        super().__init__("audio", clock, offset, max(count, 0), AUDIO_SAMPLES / AUDIO_RATE)
 
     def make(self, i):
         frame = av.AudioFrame(format="s16", layout="mono", samples=AUDIO_SAMPLES)
@@ -170,9 +189,10 @@ async def publish(args):
         if pc.connectionState == "connected":
             connected.set()
 
-    # Frames are generated from `start`, set once the connection is up.
-    video = PatternTrack(0.0, args.seconds, args.fps)
-    audio = ToneTrack(0.0, args.audio_delay, args.seconds)
+    # Frames are paced from one time zero, fixed when the senders start (see Clock).
+    clock = Clock()
+    video = PatternTrack(clock, args.seconds, args.fps)
+    audio = ToneTrack(clock, args.audio_delay, args.seconds)
     vt = pc.addTransceiver(video, direction="sendonly")
     mime = {"vp8": "video/VP8", "h264": "video/H264"}[args.codec]
     caps = RTCRtpSender.getCapabilities("video").codecs
@@ -195,10 +215,6 @@ async def publish(args):
     location = response_headers.get("Location") or response_headers.get("location")
     result["location"] = location
     result["etag"] = response_headers.get("ETag") or response_headers.get("etag")
-    # The track start times are only read by recv(), which runs after negotiation.
-    start = time.time() + 0.2
-    video.start = start
-    audio.start = start
     await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
     try:
         await asyncio.wait_for(connected.wait(), timeout=20)

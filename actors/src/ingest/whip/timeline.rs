@@ -79,6 +79,13 @@ pub(crate) fn ntp_seconds(ntp: u64) -> f64 {
     (ntp >> 32) as f64 + (ntp & 0xffff_ffff) as f64 / 4_294_967_296.0
 }
 
+/// Whether a sender report says anything about the track's clock. A sender that has not
+/// sent a packet yet has no RTP time to pair with its wall clock; aiortc, for one, then
+/// reports NTP 0 and RTP 0, which would place the track about 126 years away.
+pub(crate) fn usable_sender_report(ntp: u64, packet_count: u32) -> bool {
+    ntp != 0 && packet_count != 0
+}
+
 impl Timeline {
     /// A timeline with no tracks yet.
     pub(crate) fn new() -> Self {
@@ -287,6 +294,14 @@ mod tests {
                 MediaEvent::Config(_) => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn reports_from_a_sender_that_has_sent_nothing_are_not_used() {
+        assert!(!usable_sender_report(0, 0));
+        assert!(!usable_sender_report(ntp(100.0), 0));
+        assert!(!usable_sender_report(0, 12));
+        assert!(usable_sender_report(ntp(100.0), 12));
     }
 
     /// NTP seconds to the 64-bit format.

@@ -36,7 +36,7 @@ use webrtc::util::marshal::Marshal;
 
 use super::peer::{new_peer, WhipShared};
 use super::sdp::{parse_ice_fragment, OfferSummary};
-use super::timeline::{SyncSource, Timeline};
+use super::timeline::{usable_sender_report, SyncSource, Timeline};
 use super::whip_ingest::{SessionPublished, WhipIngestInternal, WhipIngestMsg};
 use super::{random_token, WhipAnswer, WhipError, WhipOffer, PLI_INTERVAL};
 use crate::stream::{
@@ -94,6 +94,8 @@ pub(crate) enum SessionMsg {
         ssrc: u32,
         ntp: u64,
         rtp: u32,
+        /// Packets sent before the report (0: none, so its times mean nothing).
+        packets: u32,
     },
     /// The peer connection's state changed.
     PeerState(RTCPeerConnectionState),
@@ -611,6 +613,7 @@ fn install_handlers(pc: &Arc<RTCPeerConnection>, myself: &ActorRef<WhipSessionMs
                             ssrc: sr.ssrc,
                             ntp: sr.ntp_time,
                             rtp: sr.rtp_time,
+                            packets: sr.packet_count,
                         };
                         if me.cast(WhipSessionMsg(msg)).is_err() {
                             return;
@@ -673,11 +676,19 @@ async fn handle_msg(
             ssrc,
             ntp,
             rtp,
+            packets,
         } => {
             let ours = state.tracks[index(kind)]
                 .as_ref()
                 .is_some_and(|t| t.ssrc == ssrc);
-            if ours {
+            if ours && !usable_sender_report(ntp, packets) {
+                tracing::debug!(
+                    ssrc,
+                    ntp,
+                    packets,
+                    "sender report before any media: ignored"
+                );
+            } else if ours {
                 let now = state.now();
                 state.timeline.sender_report(kind, ntp, rtp, now);
                 let mut out = Vec::new();
