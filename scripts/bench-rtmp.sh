@@ -332,7 +332,7 @@ done
     echo "- peak RSS: VmHWM from /proc/PID/status just before SIGTERM."
     echo "- recorded bytes: du -sb of the storage root (recnode: DASH segments + manifest + FLV + session.json; nginx: one FLV per stream). recnode writes each stream twice (fMP4 and FLV), so per recorded GB favours it; the per-ingested-GB column divides by the bytes the loadgen wrote instead."
     echo "- samples recorded: recnode-loadgen check sums trun sample counts of every v_seg_/a_seg_ segment (mp4-atom) and compares them per stream with the frames the loadgen sent; it also requires one record dir, a static manifest and session.json outcome completed."
-    echo "- storage lag: for each segment, its mtime in storage minus the wall time the loadgen finished writing the segment's last frame (frame k of a track = k-th frame sent on it). Includes the wait for the next keyframe that closes a segment. The final segment of each track is written when the publish ends and is also listed separately."
+    echo "- storage lag: for each segment, the time its name appeared in storage (ctime: the uploader's rename or hard link) minus the wall time the loadgen finished writing the segment's last frame (frame k of a track = k-th frame sent on it). Includes the wait for the next keyframe that closes a segment. The final segment of each track is written when the publish ends and is also listed separately."
     echo "- loadgen lateness: how long after its real-time due time a frame started going out."
     echo
     echo "## Notes"

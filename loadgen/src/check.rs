@@ -3,12 +3,11 @@
 //! fMP4 segments (counted from `trun`, ISO/IEC 14496-12 §8.8.8) as frames were sent.
 //!
 //! With the publisher's send times at hand it also measures storage lag: for each
-//! segment, the file's mtime in storage minus the time its last frame left the
-//! publisher. Which frame is last follows from the running sample count (frame k of a
+//! segment, the time its name appeared in storage (the file's ctime) minus the time its
+//! last frame left the publisher. Which frame is last follows from the running sample count (frame k of a
 //! track is the k-th frame sent on it), so no timeline mapping is involved.
 
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
 
 use mp4_atom::{Decode, Moof};
 
@@ -88,7 +87,7 @@ impl SendReport {
 /// A segment's storage lag.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SegmentLag {
-    /// mtime of the segment file minus the send time of its last frame, ms.
+    /// ctime of the segment file minus the send time of its last frame, ms.
     pub lag_ms: f64,
     /// Whether it is the last segment of its track (written when the publish ends).
     pub last_of_track: bool,
@@ -192,10 +191,14 @@ fn segments(dir: &Path, prefix: &str) -> Vec<(u32, PathBuf)> {
     out
 }
 
-/// mtime of `path` in Unix ms.
-fn mtime_unix_ms(path: &Path) -> Option<f64> {
-    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
-    Some(modified.duration_since(UNIX_EPOCH).ok()?.as_secs_f64() * 1000.0)
+/// When `path` got its name in storage, in Unix ms: its ctime. The uploader either
+/// renames a written copy into place or hard-links the spool file there; both set the
+/// ctime, while the mtime of a linked file is when the recorder last wrote it. (Deleting
+/// the spool's name right after a link sets the ctime again, a little later.)
+fn stored_unix_ms(path: &Path) -> Option<f64> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some(meta.ctime() as f64 * 1000.0 + meta.ctime_nsec() as f64 / 1e6)
 }
 
 /// Counts one track's samples over its segments and measures each segment's lag.
@@ -224,11 +227,11 @@ fn check_track(dir: &Path, prefix: &str, what: &str, sent: &[u64], check: &mut S
         };
         total += samples;
         let last_frame = usize::try_from(total).unwrap_or(usize::MAX).checked_sub(1);
-        if let (Some(&sent_at), Some(mtime)) =
-            (last_frame.and_then(|k| sent.get(k)), mtime_unix_ms(path))
+        if let (Some(&sent_at), Some(stored)) =
+            (last_frame.and_then(|k| sent.get(k)), stored_unix_ms(path))
         {
             check.lags.push(SegmentLag {
-                lag_ms: mtime - sent_at as f64,
+                lag_ms: stored - sent_at as f64,
                 last_of_track: i + 1 == count,
             });
         }

@@ -4,9 +4,10 @@
 //! An attempt reads the spool file (in `spawn_blocking`), writes it whole to the target
 //! (same key, same bytes on every attempt, so a retry is idempotent; files above
 //! [`super::target::STREAM_ABOVE`] are streamed piece by piece) and, once storage has
-//! confirmed, deletes the spool file and its emptied directories when the job asks. It
-//! never retries or sleeps itself: the uploader owns the queue, the backoff and the retry,
-//! so a failing job frees its worker for other groups. It owns nothing durable; the
+//! confirmed, deletes the spool file and its emptied directories when the job asks. On the
+//! filesystem backend a file it will delete is hard-linked into the root instead of
+//! copied (see [`super::target`]). It never retries or sleeps itself: the uploader owns
+//! the queue, the backoff and the retry, so a failing job frees its worker for other groups. It owns nothing durable; the
 //! uploader restarts it when it fails, and the job it held is retried from the queue.
 //!
 //! Mailbox: at most one `Run` is outstanding per worker (the uploader sends the next one
@@ -185,7 +186,14 @@ async fn attempt(storage: &StorageClient, spool_dir: &Path, job: &WorkerJob) -> 
         Ok(None) => return Outcome::Vanished,
         Err(error) => return failed(error, false),
     };
-    let stored = if storage.streams(size) {
+    let linked = if job.delete_after {
+        storage.link(&job.key, &job.local).await
+    } else {
+        None
+    };
+    let stored = if let Some(size) = linked {
+        Ok(size)
+    } else if storage.streams(size) {
         stream_file(storage, job).await
     } else {
         match read_local(job).await {
