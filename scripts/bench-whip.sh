@@ -4,7 +4,7 @@
 #   scripts/bench-whip.sh [N ...]      default levels: 2 4 8 12 16
 #
 # For each N (ascending) it starts a fresh release recnode (auto-record, temp cwd, WHIP on
-# one shared UDP port), runs N webrtc-rs publishers (`recnode-loadgen whip`, one thread)
+# one shared UDP port), runs N webrtc-rs publishers (`recnode-loadgen whip`)
 # replaying a 720p30 2.5 Mbps H264 + 64 kb/s Opus source at real-time pace for
 # BENCH_DURATION s, sends DELETE, waits for the recordings to close, and measures the
 # node's CPU (utime+stime), peak RSS (VmHWM), bytes recorded, and frames lost (the check
@@ -14,7 +14,8 @@
 # time of each layer's entry points is reported (layers nest, so shares overlap).
 # Writes bench/whip-results.md. Env: BENCH_DURATION (30), BENCH_WORK (/tmp/recnode-whip-bench),
 # BENCH_KEEP=1 (keep each level's recordings), BENCH_UDP (mux | range: one port per session from 40000-40999), BENCH_NO_BUILD=1 (use the
-# binaries already in $CARGO_TARGET_DIR/release).
+# binaries already in $CARGO_TARGET_DIR/release), BENCH_LOADGEN_THREADS (1: the load
+# generator's runtime threads).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -141,7 +142,7 @@ run_level() {
     /usr/bin/time -f "%e %U %S %M" -o "$dir/loadgen-time.txt" "$LOADGEN" whip \
         --url "http://127.0.0.1:$HTTP_PORT" --streams "$n" --video "$VIDEO" --audio "$AUDIO" \
         --fps 30 --duration-secs "$DURATION" --prefix whip- --ramp-ms 2000 \
-        --check "$dir/recordings" --check-timeout-secs 60 >"$dir/loadgen.log" 2>&1
+        --threads "${BENCH_LOADGEN_THREADS:-1}" --check "$dir/recordings" --check-timeout-secs 60 >"$dir/loadgen.log" 2>&1
     local rc=$?
     set -e
     local cpu1 t1; cpu1=$(proc_cpu_s "$pid"); t1=$(date +%s.%N)
@@ -181,7 +182,7 @@ done
     echo "# WHIP ingest benchmark ($(date -u +%F), $(nproc) cores, UDP $UDP_MODE, ${DURATION}s per level)"
     echo
     echo "Source: 720p30 H264 baseline at 2.5 Mb/s + Opus 64 kb/s, replayed in real time by"
-    echo "\`recnode-loadgen whip\` (webrtc-rs, one thread) on the same machine."
+    echo "\`recnode-loadgen whip\` (webrtc-rs, ${BENCH_LOADGEN_THREADS:-1} runtime thread(s)) on the same machine."
     echo
     echo "| N | result | recorded/sent frames | late sends | node CPU s | node CPU | RSS MB idle → peak | RSS MB/stream | MB recorded | CPU s/GB | loadgen CPU s |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
