@@ -1,7 +1,9 @@
 //! Starting and stopping a node from a loaded [`Config`].
 //!
-//! Start order: local directories → storage operator → the actor tree under
-//! `NodeSupervisor` (uploader, spool recovery, streams, RTMP) → storage probe → HTTP.
+//! Start order: local directories → storage operator → hooks → the settings store
+//! (auto-record rules, hook endpoints of the cluster) → the actor tree under
+//! `NodeSupervisor` (uploader, spool recovery, streams, RTMP) → storage probe → WHIP →
+//! cluster → HTTP.
 //! The probe ([`crate::storage::probe_at_start`]) never stops start-up: an unreachable
 //! store makes `/readyz` answer 503 and is probed again in the background, while
 //! recordings collect in the spool. On SIGTERM/SIGINT
@@ -23,6 +25,7 @@ use recnode_actors::stream::{RecordFormats, RecorderSettings, RestartPolicy};
 use recnode_actors::uploader::{
     PresignSettings, StorageHealth, UploadSettings, UploadTarget, UploaderArgs,
 };
+use recnode_cluster::settings::SettingsMsg;
 
 use crate::config::{Config, RecordFormat, StorageConfig};
 use crate::http::ApiState;
@@ -277,6 +280,7 @@ async fn start_cluster(
     config: &Config,
     streams: &ractor::ActorRef<recnode_actors::stream::StreamSupervisorMsg>,
     hooks: &recnode_actors::hooks::Hooks,
+    store: &ractor::ActorRef<SettingsMsg>,
 ) -> Result<Option<recnode_cluster::Cluster>, NodeError> {
     let c = &config.cluster;
     if !c.enabled {
@@ -288,14 +292,13 @@ async fn start_cluster(
         listen: c.listen,
         cookie: c.cookie.clone(),
         seeds: c.seeds.clone(),
-        settings_file: config.data.dir.join("cluster_settings.json"),
     };
     let api = crate::http::cluster::NodeApi::new(
         streams.clone(),
         settings.node_alias.clone(),
         Some(hooks.clone()),
     );
-    let cluster = recnode_cluster::start(settings, api, hooks.emitter.clone())
+    let cluster = recnode_cluster::start(settings, api, hooks.emitter.clone(), store.clone())
         .await
         .map_err(|e| NodeError::Spawn {
             what: "cluster",
@@ -312,6 +315,31 @@ async fn start_cluster(
     Ok(Some(cluster))
 }
 
+/// Where the cluster-wide settings (hook endpoints, auto-record rules) are persisted.
+pub fn settings_file(config: &Config) -> PathBuf {
+    config.data.dir.join("cluster_settings.json")
+}
+
+/// Starts the settings store (on every node, clustered or not) and reads the persisted
+/// auto-record rules' patterns.
+async fn start_settings(
+    config: &Config,
+) -> Result<(ractor::ActorRef<SettingsMsg>, Vec<String>), NodeError> {
+    let spawn_err = |message: String| NodeError::Spawn {
+        what: "settings store",
+        message,
+    };
+    let store = recnode_cluster::settings::start_store(settings_file(config))
+        .await
+        .map_err(|e| spawn_err(e.to_string()))?;
+    let rules =
+        ractor::call_t!(store, SettingsMsg::Rules, 5_000).map_err(|e| spawn_err(e.to_string()))?;
+    if !rules.is_empty() {
+        tracing::info!(rules = rules.len(), "auto-record rules loaded");
+    }
+    Ok((store, rules.into_iter().map(|r| r.pattern).collect()))
+}
+
 /// Runs a node until SIGINT/SIGTERM, then closes every recording before exiting.
 pub async fn run(config: Config) -> Result<(), NodeError> {
     prepare_dirs(&config)?;
@@ -325,6 +353,9 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     // Hooks first, so everything after can emit: the outbox in the state store, the
     // connector and the `[[hooks.endpoints]]`.
     let hooks = start_hooks(&config).await?;
+    // The settings store before the streams: they start with the persisted auto-record
+    // rules, so a publisher that reconnects at once is recorded by them.
+    let (store, rules) = start_settings(&config).await?;
     let args = NodeSupervisorArgs {
         uploader: UploaderArgs {
             settings,
@@ -338,6 +369,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         rtmp_apps: config.rtmp.apps.clone(),
         stream_keys: stream_key_rules(&config),
         hooks: hooks.emitter.clone(),
+        auto_record_rules: rules,
     };
     let (node, node_done) = Actor::spawn(None, NodeSupervisor, args)
         .await
@@ -355,7 +387,14 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let reprobe = crate::storage::probe_at_start(probe, health.clone(), probe_name(&config)).await;
 
     let (whip, whip_udp) = start_whip(&config, &handles.streams).await?;
-    let cluster = start_cluster(&config, &handles.streams, &hooks).await?;
+    // From now on the store tells the streams every rule change (also one made meanwhile).
+    store
+        .cast(SettingsMsg::WatchRules(handles.streams.clone()))
+        .map_err(|e| NodeError::Spawn {
+            what: "settings store",
+            message: e.to_string(),
+        })?;
+    let cluster = start_cluster(&config, &handles.streams, &hooks, &store).await?;
     let addr = config.http.listen;
     let state = ApiState {
         streams: handles.streams.clone(),
@@ -367,6 +406,11 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         hooks: Some(hooks.clone()),
         whip: whip.clone(),
         cluster: cluster.clone(),
+        rules: Some(crate::http::rules::RulesApi {
+            store: store.clone(),
+            writer: config.cluster_node_name().to_string(),
+            config_auto_streams: config.recorder.auto_streams.clone(),
+        }),
     };
     let server =
         crate::http::server(addr, state).map_err(|source| NodeError::HttpBind { addr, source })?;
@@ -419,6 +463,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     if let Some(cluster) = &cluster {
         cluster.stop();
     }
+    store.stop(None);
     node.stop(None);
     stop_hooks(&hooks, outcome.is_ok()).await;
     http.stop(true).await;

@@ -4,7 +4,8 @@
 //! live on one node is refused on the others; a killed node is reported gone (and a
 //! `node.left` event emitted) by the survivors and rejoins when it restarts; a node with
 //! the wrong cookie is refused, and both sides log it. A hook endpoint registered on one
-//! node reaches every node, also one that joins later, and each delivers its own events.
+//! node reaches every node, also one that joins later, and each delivers its own events;
+//! an auto-record rule put on one node records matching streams on every node.
 
 mod common;
 mod hooks_support;
@@ -345,6 +346,72 @@ fn a_hook_endpoint_registered_on_one_node_receives_every_nodes_events() {
             (!(list["endpoints"].as_array()?.iter()).any(|e| e["id"] == "platform")).then_some(())
         });
     }
+}
+
+/// The rule ids `node` lists in `GET /api/rules`.
+fn rule_ids(node: &Node) -> Vec<String> {
+    let r = node.api("GET", "/api/rules", None);
+    assert_eq!(r.status, 200, "GET /api/rules: {r:?}");
+    (r.json()["rules"].as_array().expect("rules").iter())
+        .filter_map(|r| r["id"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Waits until `node` lists exactly the rules `expected`.
+fn wait_rules(node: &Node, expected: &[&str]) {
+    wait_for(
+        &format!("{} to list the rules {expected:?}", node.http),
+        CLUSTER_WAIT,
+        || (rule_ids(node) == expected).then_some(()),
+    );
+}
+
+#[test]
+fn an_auto_record_rule_put_on_one_node_records_matching_streams_on_every_node() {
+    let [a, b, c] = three_nodes();
+    wait_members(&a, &["b", "c"]);
+    wait_members(&b, &["a", "c"]);
+    wait_members(&c, &["a", "b"]);
+
+    let r = a.api("PUT", "/api/rules/cams", Some(r#"{"pattern":"cam-*"}"#));
+    assert_eq!(r.status, 201, "{r:?}");
+    for node in [&b, &c] {
+        wait_rules(node, &["cams"]);
+    }
+    // A node that joins later pulls the rule from a peer.
+    let d = start(cluster_env("d", free_local_addr(), &[b_addr(&b)], COOKIE));
+    wait_rules(&d, &["cams"]);
+
+    // Published on b: recorded there, as every node reports.
+    let src = av_source(b.cwd.path(), "src.flv", 60);
+    let _on_b = Publisher::start(&src, &b.rtmp_url("cam-b"), b.cwd.path());
+    let status = wait_status(&c, "cam-b");
+    assert_eq!(
+        (status["node"].as_str(), status["recording"].as_bool()),
+        (Some("b"), Some(true)),
+        "{status}"
+    );
+    let _other = Publisher::start(&src, &b.rtmp_url("other"), b.cwd.path());
+    assert_eq!(wait_status(&a, "other")["recording"], false);
+    // On the late joiner too.
+    let _on_d = Publisher::start(&src, &d.rtmp_url("cam-d"), d.cwd.path());
+    assert_eq!(wait_status(&a, "cam-d")["recording"], true);
+
+    // Deleted on c: gone everywhere, and new streams are not recorded.
+    let r = c.api("DELETE", "/api/rules/cams", None);
+    assert_eq!(r.status, 204, "{r:?}");
+    for node in [&a, &b, &c, &d] {
+        wait_rules(node, &[]);
+    }
+    let _after = Publisher::start(&src, &a.rtmp_url("cam-a"), a.cwd.path());
+    let status = wait_status(&b, "cam-a");
+    assert_eq!(
+        (status["node"].as_str(), status["recording"].as_bool()),
+        (Some("a"), Some(false)),
+        "{status}"
+    );
+    // A stream recorded by the rule before keeps its recording.
+    assert_eq!(b.recording_status("cam-b")["recording"], true);
 }
 
 /// A node's cluster address, from its `GET /api/cluster`.

@@ -196,6 +196,7 @@ fn main() {
             recorder: settings,
             uploader,
             hooks: recnode_actors::hooks::HookEmitter::disabled(),
+            auto_record_rules: Vec::new(),
         })
         .await
         .expect("stream supervisor");

@@ -53,6 +53,9 @@ pub struct NodeSupervisorArgs {
     pub stream_keys: Vec<StreamKeyRule>,
     /// Where the node's actors emit hook events.
     pub hooks: HookEmitter,
+    /// The auto-record rules made through the API, as persisted (see
+    /// [`StreamSupervisorArgs::auto_record_rules`]).
+    pub auto_record_rules: Vec<String>,
 }
 
 /// Messages to the node supervisor.
@@ -124,6 +127,7 @@ impl Actor for NodeSupervisor {
             uploader: uploader.clone(),
             disk: disk.clone(),
             hooks: args.hooks.clone(),
+            auto_record_rules: args.auto_record_rules,
         };
         let (streams, _) =
             Actor::spawn_linked(None, StreamSupervisor, streams_args, myself.get_cell()).await?;

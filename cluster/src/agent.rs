@@ -16,7 +16,8 @@
 //! process groups and other nodes see its streams as live nowhere until the node restarts.
 //!
 //! Mailbox: unbounded (ractor's). It receives API calls made by operators on other nodes,
-//! one heartbeat per peer per second and rare settings changes, never media.
+//! one heartbeat per peer per second and rare settings changes (hook endpoints,
+//! auto-record rules), never media.
 
 use std::sync::Arc;
 
@@ -45,6 +46,8 @@ pub enum NodeAgentMsg {
     /// A [`pb::SettingsRequest`]; answers a [`pb::SettingsSnapshot`].
     #[rpc]
     Settings(Vec<u8>, RpcReplyPort<Vec<u8>>),
+    /// A [`pb::AutoRecordRuleUpdate`] to apply here.
+    AutoRecordRule(Vec<u8>),
 }
 
 /// What the agent starts from.
@@ -156,6 +159,17 @@ impl Actor for NodeAgent {
                         });
                     }
                     Err(e) => tracing::warn!(%node, "malformed hook endpoint update refused: {e}"),
+                }
+            }
+            NodeAgentMsg::AutoRecordRule(payload) => {
+                match pb::AutoRecordRuleUpdate::decode(payload.as_slice()) {
+                    Ok(update) => {
+                        let settings = state.settings.clone();
+                        tokio::spawn(async move {
+                            crate::accept_rule(&settings, update).await;
+                        });
+                    }
+                    Err(e) => tracing::warn!(%node, "malformed auto-record rule refused: {e}"),
                 }
             }
             NodeAgentMsg::Settings(payload, reply) => {

@@ -11,7 +11,9 @@
 //!   encoded as bytes, which the agent decodes itself: a malformed payload is refused
 //!   and logged, never unwrapped;
 //! - [`placement`]: which node owns stream `{name}`: the NodeAgent of the node where it is
-//!   live is the member of the process group `stream/{name}`.
+//!   live is the member of the process group `stream/{name}`;
+//! - [`settings`]: the cluster-wide settings (hook endpoints, auto-record rules), last
+//!   writer wins, persisted on each node; the store also runs on a node without a cluster.
 //!
 //! Media never crosses the cluster: streams, recorders and uploaders keep local-only
 //! messages (`RactorMessage`), so ractor_cluster never advertises them. The control
@@ -78,8 +80,6 @@ pub struct ClusterSettings {
     pub cookie: String,
     /// Peers to keep connected to (`host:port`).
     pub seeds: Vec<String>,
-    /// Where the cluster-wide settings are persisted (a JSON file).
-    pub settings_file: std::path::PathBuf,
 }
 
 /// Why the cluster layer could not start or a call to another node failed.
@@ -142,11 +142,14 @@ impl std::fmt::Debug for Cluster {
 
 /// Starts the node server, this node's agent and the cluster node (membership, seeds).
 ///
-/// `hooks` emits `node.joined`/`node.left` for peers; `api` answers other nodes' calls.
+/// `hooks` emits `node.joined`/`node.left` for peers; `api` answers other nodes' calls;
+/// `store` is this node's [`settings::SettingsStore`] (started by the binary, which also
+/// runs it without a cluster), which the cluster keeps in step with the other nodes'.
 pub async fn start(
     settings: ClusterSettings,
     api: Arc<dyn LocalApi>,
     hooks: HookEmitter,
+    store: ActorRef<settings::SettingsMsg>,
 ) -> Result<Cluster, ClusterError> {
     let spawn_err = |what: &'static str| {
         move |e: ractor::SpawnErr| ClusterError::Spawn {
@@ -154,13 +157,6 @@ pub async fn start(
             message: e.to_string(),
         }
     };
-    let (store, _) = ractor::Actor::spawn(
-        None,
-        settings::SettingsStore,
-        settings.settings_file.clone(),
-    )
-    .await
-    .map_err(spawn_err("settings store"))?;
     let server = node::start_server(&settings)
         .await
         .map_err(spawn_err("node server"))?;
@@ -299,11 +295,24 @@ impl Cluster {
         }
     }
 
-    /// Stops the cluster layer's actors (the node server's sessions close with them).
+    /// Sends an auto-record rule change made through this node's API (already stored
+    /// here, versioned by the store) to every other node. A node that misses it catches
+    /// up from a peer when it (re)joins.
+    pub fn publish_rule(&self, update: &pb::AutoRecordRuleUpdate) {
+        let payload = update.encode_to_vec();
+        for agent in remote_agents() {
+            if let Err(e) = agent.cast(NodeAgentMsg::AutoRecordRule(payload.clone())) {
+                tracing::warn!(agent = %agent.get_id(), rule = %update.id,
+                    "auto-record rule not sent: {e}");
+            }
+        }
+    }
+
+    /// Stops the cluster layer's actors (the node server's sessions close with them). The
+    /// settings store is the binary's to stop.
     pub fn stop(&self) {
         self.node.stop(None);
         self.agent.stop(None);
-        self.settings.stop(None);
     }
 }
 
@@ -371,6 +380,24 @@ pub(crate) async fn accept_update(
         }
         Ok(false) => tracing::debug!(endpoint = %update.id, "older hook endpoint change ignored"),
         Err(e) => tracing::error!(endpoint = %update.id, "settings store did not answer: {e}"),
+    }
+}
+
+/// Offers an auto-record rule change from a peer to the store, which applies it (tells the
+/// stream supervisor) when it is newer.
+pub(crate) async fn accept_rule(
+    settings: &ActorRef<settings::SettingsMsg>,
+    update: pb::AutoRecordRuleUpdate,
+) {
+    let (id, writer, deleted) = (update.id.clone(), update.writer.clone(), update.deleted);
+    match ractor::call_t!(settings, settings::SettingsMsg::OfferRule, 5_000, update) {
+        Ok(true) => {
+            tracing::info!(rule = %id, %writer, deleted, "applied a cluster auto-record rule change")
+        }
+        Ok(false) => {
+            tracing::debug!(rule = %id, "older or invalid auto-record rule change ignored")
+        }
+        Err(e) => tracing::error!(rule = %id, "settings store did not answer: {e}"),
     }
 }
 

@@ -284,9 +284,13 @@ impl ClusterNodeState {
             match pb::SettingsSnapshot::decode(bytes.as_slice()) {
                 Ok(snapshot) => {
                     tracing::info!(%peer, hook_endpoints = snapshot.hook_endpoints.len(),
+                        auto_record_rules = snapshot.auto_record_rules.len(),
                         "settings pulled from peer");
                     for update in snapshot.hook_endpoints {
                         crate::accept_update(&settings, &api, update).await;
+                    }
+                    for update in snapshot.auto_record_rules {
+                        crate::accept_rule(&settings, update).await;
                     }
                 }
                 Err(e) => tracing::warn!(%peer, "malformed settings snapshot refused: {e}"),

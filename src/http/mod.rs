@@ -3,7 +3,9 @@
 //! Handlers hold only actor references and shared handles ([`ApiState`]), never locks
 //! around shared state. Areas: [`health`] (`/healthz`, `/readyz`, no auth), and under
 //! `/api`, behind the admin token when one is configured: [`record`] (the recording API),
-//! [`object`] (the object proxy) and [`presign`] (the presign service). Every error
+//! [`object`] (the object proxy), [`presign`] (the presign service), [`hooks`] and
+//! [`events`] (hook endpoints, the event stream), [`rules`] (auto-record rules) and
+//! [`cluster`] (members). Every error
 //! answers in the JSON shape of [`error::ApiError`], unknown routes included.
 
 use std::net::SocketAddr;
@@ -29,6 +31,7 @@ pub mod metrics;
 pub mod object;
 pub mod presign;
 pub mod record;
+pub mod rules;
 pub mod whip;
 
 use error::ApiError;
@@ -55,6 +58,8 @@ pub struct ApiState {
     pub whip: Option<ActorRef<recnode_actors::ingest::whip::WhipIngestMsg>>,
     /// The cluster layer (`/api/cluster`, forwarding); `None` without `[cluster] enabled`.
     pub cluster: Option<recnode_cluster::Cluster>,
+    /// The auto-record rules (`/api/rules`); `None` answers 503.
+    pub rules: Option<rules::RulesApi>,
 }
 
 /// Registers the routes outside `/api` that need no auth: health checks and metrics.
@@ -94,6 +99,7 @@ pub fn app(
                 .configure(hooks::routes)
                 .configure(events::routes)
                 .configure(cluster::routes)
+                .configure(rules::routes)
                 .configure(debug_routes),
         )
         .default_service(web::to(error::unknown_route))
@@ -207,6 +213,7 @@ mod tests {
             hooks: None,
             whip: None,
             cluster: None,
+            rules: None,
         }
     }
 

@@ -112,6 +112,11 @@ pub enum StreamSupervisorMsg {
     /// Use this placement for publishes from now on (the cluster layer sets it at start-up;
     /// until then, and without a cluster, [`LocalPlacement`]).
     SetPlacement(std::sync::Arc<dyn StreamPlacement>),
+    /// The auto-record rules made through the API (`/api/rules`, on any node of a
+    /// cluster), replacing the previous set: streams published from now on are recorded
+    /// when their name matches one of these or a configured `auto_streams` pattern.
+    /// Streams already live are left as they are.
+    SetAutoRecordRules(Vec<String>),
     /// An ingest connection wants to publish; the reply is the stream actor to send media to.
     Publish(
         PublishRequest,
@@ -313,9 +318,50 @@ pub fn validate_stream_name(name: &str) -> Result<(), InvalidStreamName> {
     Ok(())
 }
 
+/// Why an auto-record pattern is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid stream pattern {pattern:?}: {reason}")]
+pub struct InvalidStreamPattern {
+    /// The pattern as given (truncated to 200 characters).
+    pub pattern: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+/// Checks an auto-record pattern from outside (the rules API, a peer): 1–128 characters
+/// of a stream name's `[A-Za-z0-9._-]` plus `*`, which matches any run of characters.
+pub fn validate_stream_pattern(pattern: &str) -> Result<(), InvalidStreamPattern> {
+    let invalid = |reason| InvalidStreamPattern {
+        pattern: pattern.chars().take(200).collect(),
+        reason,
+    };
+    if pattern.is_empty() || pattern.len() > 128 {
+        return Err(invalid("must be 1 to 128 characters"));
+    }
+    if !pattern
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'*'))
+    {
+        return Err(invalid(
+            "only A-Z, a-z, 0-9, '.', '_', '-' and '*' are allowed",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::validate_stream_name;
+    use super::{validate_stream_name, validate_stream_pattern};
+
+    #[test]
+    fn stream_patterns_take_a_stream_names_characters_and_stars() {
+        for bad in ["", "a/b", "web *", "é*", "a?", &"x".repeat(129)] {
+            assert!(validate_stream_pattern(bad).is_err(), "{bad:?}");
+        }
+        for good in ["*", "web-*", "*.hd", "cam_1", &"*".repeat(128)] {
+            assert!(validate_stream_pattern(good).is_ok(), "{good:?}");
+        }
+    }
 
     #[test]
     fn stream_names_that_could_escape_the_storage_root_are_refused() {

@@ -46,11 +46,18 @@ pub struct StreamSupervisorArgs {
     pub disk: DiskStatus,
     /// Where streams, recordings and the disk guard emit hook events.
     pub hooks: crate::hooks::HookEmitter,
+    /// The auto-record rules made through the API, as persisted when the node starts
+    /// (later changes come as [`StreamSupervisorMsg::SetAutoRecordRules`]).
+    pub auto_record_rules: Vec<String>,
 }
 
 /// The registry of live streams.
 pub struct StreamSupervisorState {
+    /// How new streams are recorded; its `auto_streams` are the configured patterns
+    /// followed by the API's rules.
     settings: Arc<RecorderSettings>,
+    /// `[recorder] auto_streams` from the config, which the API's rules add to.
+    config_auto_streams: Vec<String>,
     /// The same settings without `auto_streams`, for streams published while disk space is low.
     settings_no_auto: Arc<RecorderSettings>,
     /// Free space under the spool, measured by the disk guard child.
@@ -117,8 +124,14 @@ impl Actor for StreamSupervisor {
             auto_streams: Vec::new(),
             ..args.recorder.clone()
         });
+        let config_auto_streams = args.recorder.auto_streams.clone();
+        let settings = RecorderSettings {
+            auto_streams: effective_auto_streams(&config_auto_streams, &args.auto_record_rules),
+            ..args.recorder
+        };
         Ok(StreamSupervisorState {
-            settings: Arc::new(args.recorder),
+            settings: Arc::new(settings),
+            config_auto_streams,
             settings_no_auto,
             disk,
             disk_guard,
@@ -198,6 +211,17 @@ impl Actor for StreamSupervisor {
                     }
                 }
                 state.placement = placement;
+            }
+            StreamSupervisorMsg::SetAutoRecordRules(rules) => {
+                let auto_streams = effective_auto_streams(&state.config_auto_streams, &rules);
+                if auto_streams != state.settings.auto_streams {
+                    tracing::info!(rules = ?rules, ?auto_streams,
+                        "auto-record rules changed; they apply to streams published from now on");
+                    state.settings = Arc::new(RecorderSettings {
+                        auto_streams,
+                        ..(*state.settings).clone()
+                    });
+                }
             }
             StreamSupervisorMsg::StartRecording {
                 stream,
@@ -385,6 +409,18 @@ async fn list_streams(actors: Vec<ActorRef<StreamMsg>>, reply: RpcReplyPort<Vec<
     }
     infos.sort_by(|a, b| a.stream.cmp(&b.stream));
     let _ = reply.send(infos);
+}
+
+/// The patterns new streams are auto-recorded by: the configured ones, then the API's
+/// rules that add something (in order, without repeats).
+fn effective_auto_streams(config: &[String], rules: &[String]) -> Vec<String> {
+    let mut all: Vec<String> = Vec::with_capacity(config.len() + rules.len());
+    for pattern in config.iter().chain(rules) {
+        if !all.contains(pattern) {
+            all.push(pattern.clone());
+        }
+    }
+    all
 }
 
 /// Whether `name` matches any of the `auto_streams` patterns.

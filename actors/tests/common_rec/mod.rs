@@ -256,6 +256,7 @@ impl Node {
             recorder: settings,
             uploader: uploader.clone(),
             hooks: recnode_actors::hooks::HookEmitter::disabled(),
+            auto_record_rules: Vec::new(),
         })
         .await
         .unwrap();
