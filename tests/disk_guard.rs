@@ -38,6 +38,18 @@ fn wait_until_live(node: &Node, stream: &str) {
     )
 }
 
+/// Waits until `GET /metrics` has `line` (the counts follow the streams' reports).
+fn wait_for_metric(node: &Node, line: &str) {
+    wait_for(
+        &format!("{line:?} in /metrics"),
+        Duration::from_secs(10),
+        || {
+            let metrics = http_get(node.http, "/metrics")?;
+            metrics.body.lines().any(|l| l == line).then_some(())
+        },
+    );
+}
+
 #[test]
 fn low_disk_refuses_new_recordings_and_critical_disk_closes_open_ones_cleanly() {
     let env = [
@@ -93,6 +105,7 @@ fn low_disk_refuses_new_recordings_and_critical_disk_closes_open_ones_cleanly() 
         let s = node.recording_status("cam");
         (s["duration_seconds"].as_f64()? > 2.0).then_some(())
     });
+    wait_for_metric(&node, "recnode_recordings_active 1");
 
     // Low while recording: the open recording goes on.
     set_free(&node, &(MIN_FREE / 2).to_string());
@@ -114,6 +127,8 @@ fn low_disk_refuses_new_recordings_and_critical_disk_closes_open_ones_cleanly() 
     wait_for("the recording to stop", Duration::from_secs(20), || {
         (node.recording_status("cam")["recording"] == false).then_some(())
     });
+    wait_for_metric(&node, "recnode_recordings_active 0");
+    wait_for_metric(&node, "recnode_streams_live 1");
     let dirs = wait_for_finished_recordings(&node, "cam", Duration::from_secs(30));
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     let manifest = dirs[0].join("manifest.mpd");

@@ -11,8 +11,9 @@
 //!   (200 ms doubling to 5 s), since ractor_cluster never reconnects by itself;
 //! - a session that closes before it authenticated, without another session to the same
 //!   node, is a refused peer (wrong cookie): it is logged as such on both sides;
-//! - every second it calls each peer agent's `Info` (a few dozen bytes each way) and
-//!   records when it last answered and its load;
+//! - every second it calls each peer agent's `Info` (a few dozen bytes each way), which
+//!   the peer answers from its stream supervisor's counters (one reply, however many
+//!   streams it has), and records when it last answered and its load;
 //! - the first answer of a peer makes it joined: `node.joined` is emitted and the peer's
 //!   cluster-wide settings are pulled; the close of its last authenticated session
 //!   emits `node.left` at once (a killed process closes its sockets).

@@ -199,29 +199,38 @@ impl LocalApi for NodeApi {
     fn info(&self, with_streams: bool) -> BoxFuture<pb::NodeInfo> {
         let streams = self.streams.clone();
         let alias = self.node_alias.clone();
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         Box::pin(async move {
+            if !with_streams {
+                // The heartbeat: the supervisor's counters, one answer whatever the
+                // number of streams.
+                let counts = super::record::local_counts(&streams)
+                    .await
+                    .unwrap_or_default();
+                return pb::NodeInfo {
+                    alias,
+                    live_streams: count(counts.live_streams),
+                    recordings: count(counts.recordings),
+                    ..Default::default()
+                };
+            }
             let local = super::record::local_streams(&streams)
                 .await
                 .unwrap_or_default();
             pb::NodeInfo {
                 alias,
-                live_streams: u32::try_from(local.len()).unwrap_or(u32::MAX),
-                recordings: u32::try_from(local.iter().filter(|s| s.recording).count())
-                    .unwrap_or(u32::MAX),
-                streams: if with_streams {
-                    (local.into_iter())
-                        .map(|s| pb::StreamEntry {
-                            stream: s.stream,
-                            app: s.app,
-                            protocol: s.protocol.as_str().to_string(),
-                            codecs: s.codecs,
-                            recording: s.recording,
-                            started_at_ms: s.started_at_ms,
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                },
+                live_streams: count(local.len()),
+                recordings: count(local.iter().filter(|s| s.recording).count()),
+                streams: (local.into_iter())
+                    .map(|s| pb::StreamEntry {
+                        stream: s.stream,
+                        app: s.app,
+                        protocol: s.protocol.as_str().to_string(),
+                        codecs: s.codecs,
+                        recording: s.recording,
+                        started_at_ms: s.started_at_ms,
+                    })
+                    .collect(),
                 ..Default::default()
             }
         })

@@ -37,25 +37,25 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std:
 async fn metrics(state: web::Data<ApiState>) -> HttpResponse {
     let mut out = String::with_capacity(2048);
 
-    if let Ok(CallResult::Success(streams)) = state
+    // The supervisor's counters: one answer, whatever the number of streams.
+    if let Ok(CallResult::Success(counts)) = state
         .streams
-        .call(StreamSupervisorMsg::ListStreams, Some(ASK_TIMEOUT))
+        .call(StreamSupervisorMsg::Counts, Some(ASK_TIMEOUT))
         .await
     {
-        let recording = streams.iter().filter(|s| s.recording).count();
         metric(
             &mut out,
             "recnode_streams_live",
             "gauge",
             "Streams being published to this node.",
-            streams.len(),
+            counts.live_streams,
         );
         metric(
             &mut out,
             "recnode_recordings_active",
             "gauge",
             "Streams being recorded now.",
-            recording,
+            counts.recordings,
         );
     }
 

@@ -14,7 +14,7 @@ use actix_web::{delete, get, post, web, HttpResponse};
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
 use recnode_actors::stream::{
-    validate_stream_name, IngestProtocol, RecordError, RecordingInfo, StreamInfo,
+    validate_stream_name, IngestProtocol, RecordError, RecordingInfo, StreamCounts, StreamInfo,
     StreamSupervisorMsg,
 };
 use recnode_cluster::Owner;
@@ -264,6 +264,13 @@ pub(crate) async fn local_streams(
     streams: &ActorRef<StreamSupervisorMsg>,
 ) -> Result<Vec<StreamInfo>, ApiError> {
     ask(streams, StreamSupervisorMsg::ListStreams).await
+}
+
+/// This node's stream counts, from the stream supervisor's counters (no stream is asked).
+pub(crate) async fn local_counts(
+    streams: &ActorRef<StreamSupervisorMsg>,
+) -> Result<StreamCounts, ApiError> {
+    ask(streams, StreamSupervisorMsg::Counts).await
 }
 
 /// `GET /api/streams`: every live stream with its codecs (in a cluster: of every node).

@@ -145,8 +145,14 @@ pub enum StreamSupervisorMsg {
         /// The status, or why not.
         reply: RpcReplyPort<Result<RecordingStatus, RecordError>>,
     },
-    /// `GET /api/streams`: every live stream with its codecs.
+    /// `GET /api/streams`: every live stream with its codecs (asks each stream actor).
     ListStreams(RpcReplyPort<Vec<StreamInfo>>),
+    /// How many streams are live and how many are being recorded, from the supervisor's
+    /// own counters: one answer whatever the number of streams (the cluster heartbeat,
+    /// `/metrics`).
+    Counts(RpcReplyPort<StreamCounts>),
+    /// From a stream actor: it started or stopped being recorded; not for others.
+    RecordingChanged(RecordingChange),
     /// SIGTERM: close every recording cleanly, then reply.
     Shutdown(RpcReplyPort<()>),
     /// The disk guard found free space under the hard floor: stop every open recording
@@ -175,6 +181,25 @@ pub enum StreamFault {
     FailRecorder,
     /// Every rotation timer of the stream fires now instead of after `max_recording_seconds`.
     FireRotationTimers,
+}
+
+/// How many streams are live on this node and how many of them are being recorded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamCounts {
+    /// Streams being published to this node.
+    pub live_streams: usize,
+    /// Those with a running recording.
+    pub recordings: usize,
+}
+
+/// A stream actor telling its supervisor whether it has a running recording now;
+/// opaque outside this crate.
+#[derive(Debug, Clone)]
+pub struct RecordingChange {
+    /// The stream actor.
+    pub(crate) actor: ractor::ActorId,
+    /// Whether it records now.
+    pub(crate) recording: bool,
 }
 
 /// A recording as live777's API describes it.

@@ -14,7 +14,8 @@
 //!
 //! It is spawned linked by the [`super::StreamSupervisor`] on publish and is not restarted:
 //! it stops after `Unpublish` (or shutdown) once its recordings are closed, and the
-//! supervisor then drops it from the registry.
+//! supervisor then drops it from the registry. It tells the supervisor each time it
+//! starts or stops having a running recording, which keeps the node's counts.
 //!
 //! Frames go to a session in batches: a recording's [`BatchClock`] says which frame makes
 //! the session's muxer close a fragment, and the frames up to it are sent as one message
@@ -26,7 +27,10 @@
 //! is bounded by [`MAX_IN_FLIGHT_BYTES`].
 
 use super::gop::{Dropped, FrameCache};
-use super::{PublishRequest, RecordError, RecordingInfo, RecordingStatus, StreamInfo, StreamMsg};
+use super::{
+    PublishRequest, RecordError, RecordingChange, RecordingInfo, RecordingStatus, StreamInfo,
+    StreamMsg, StreamSupervisorMsg,
+};
 use crate::hooks::{events, HookEmitter};
 use crate::recorder::{
     finalize_failed, recording_info, unix_ms, BatchClock, Outcome, RecorderSession,
@@ -54,6 +58,8 @@ pub struct StreamActor;
 pub struct StreamActorArgs {
     /// The accepted publish request.
     pub(crate) request: PublishRequest,
+    /// The stream supervisor, told when the stream starts or stops being recorded.
+    pub(crate) supervisor: ActorRef<StreamSupervisorMsg>,
     /// How recordings are made.
     pub(crate) settings: Arc<RecorderSettings>,
     /// Where finished files go.
@@ -160,6 +166,9 @@ enum Child {
 /// A live stream's state.
 pub struct StreamActorState {
     request: PublishRequest,
+    supervisor: ActorRef<StreamSupervisorMsg>,
+    /// Whether the supervisor was last told the stream is being recorded.
+    reported_recording: bool,
     settings: Arc<RecorderSettings>,
     uploader: ActorRef<UploaderMsg>,
     hooks: HookEmitter,
@@ -268,6 +277,23 @@ impl StreamActorState {
                 let flv = state.flv.as_ref().map_or("", |f| f.key.as_str());
                 self.hooks.emit_nowait(state.record_ref().started(mpd, flv));
             }
+        }
+    }
+
+    /// Tells the supervisor when the stream starts or stops having a running recording
+    /// (its counts for the cluster heartbeat and `/metrics`), once per change.
+    fn report_recording(&mut self, myself: &ActorRef<StreamMsg>) {
+        let recording = self.running().is_some();
+        if recording != self.reported_recording {
+            self.reported_recording = recording;
+            let change = RecordingChange {
+                actor: myself.get_id(),
+                recording,
+            };
+            // A stopped supervisor is stopping this actor too.
+            let _ = self
+                .supervisor
+                .cast(StreamSupervisorMsg::RecordingChanged(change));
         }
     }
 
@@ -805,6 +831,8 @@ impl Actor for StreamActor {
         let _ = myself.cast(StreamMsg::Internal(StreamInternal(Internal::AutoStart)));
         Ok(StreamActorState {
             request: args.request,
+            supervisor: args.supervisor,
+            reported_recording: false,
             settings: args.settings,
             uploader: args.uploader,
             hooks: args.hooks,
@@ -882,6 +910,7 @@ impl Actor for StreamActor {
         }
         .instrument(span)
         .await;
+        state.report_recording(&myself);
         Ok(())
     }
 
@@ -928,6 +957,7 @@ impl Actor for StreamActor {
             }
             None => {}
         }
+        state.report_recording(&myself);
         Ok(())
     }
 }

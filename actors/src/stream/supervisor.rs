@@ -10,12 +10,17 @@
 //! [`super::StreamPlacement`] (nothing to claim on a single node; in a cluster a name live
 //! on another node is refused as `AlreadyLive`) and releases it when the stream ends.
 //!
-//! Mailbox: unbounded (ractor's mailboxes are); it gets one message per publish and per
-//! API call, never media.
+//! It counts its live streams and those being recorded: each stream actor reports when
+//! it starts or stops having a running recording, so [`StreamSupervisorMsg::Counts`]
+//! answers from the registry alone, at a cost independent of the number of streams.
+//!
+//! Mailbox: unbounded (ractor's mailboxes are); it gets one message per publish, per
+//! API call and per recording start or stop, never media.
 
 use super::stream_actor::{StreamActor, StreamActorArgs};
 use super::{
-    PublishRejected, RecordError, StreamInfo, StreamInternal, StreamMsg, StreamSupervisorMsg,
+    PublishRejected, RecordError, StreamCounts, StreamInfo, StreamInternal, StreamMsg,
+    StreamSupervisorMsg,
 };
 use crate::disk_guard::{DiskGuard, DiskGuardArgs, DiskLevel, DiskStatus};
 use crate::recorder::RecorderSettings;
@@ -24,7 +29,7 @@ use ractor::concurrency::oneshot;
 use ractor::{
     Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr, SupervisionEvent,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,6 +75,8 @@ pub struct StreamSupervisorState {
     hooks: crate::hooks::HookEmitter,
     streams: HashMap<String, ActorRef<StreamMsg>>,
     by_id: HashMap<ActorId, String>,
+    /// The stream actors that reported a running recording (each reports its changes).
+    recording: HashSet<ActorId>,
     shutting_down: bool,
     /// Claims stream names across the cluster ([`super::LocalPlacement`] without one).
     placement: Arc<dyn super::StreamPlacement>,
@@ -139,6 +146,7 @@ impl Actor for StreamSupervisor {
             hooks: args.hooks,
             streams: HashMap::new(),
             by_id: HashMap::new(),
+            recording: HashSet::new(),
             shutting_down: false,
             placement: Arc::new(super::LocalPlacement),
         })
@@ -186,6 +194,7 @@ impl Actor for StreamSupervisor {
                 };
                 let args = StreamActorArgs {
                     request,
+                    supervisor: myself.clone(),
                     settings,
                     uploader: state.uploader.clone(),
                     hooks: state.hooks.clone(),
@@ -289,6 +298,21 @@ impl Actor for StreamSupervisor {
                 let actors: Vec<ActorRef<StreamMsg>> = state.streams.values().cloned().collect();
                 tokio::spawn(list_streams(actors, reply));
             }
+            StreamSupervisorMsg::Counts(reply) => {
+                let _ = reply.send(StreamCounts {
+                    live_streams: state.streams.len(),
+                    recordings: state.recording.len(),
+                });
+            }
+            StreamSupervisorMsg::RecordingChanged(change) => {
+                // A change can arrive after the stream's exit (supervision events
+                // overtake messages): only registered streams count.
+                if change.recording && state.by_id.contains_key(&change.actor) {
+                    state.recording.insert(change.actor);
+                } else {
+                    state.recording.remove(&change.actor);
+                }
+            }
             StreamSupervisorMsg::Shutdown(reply) => {
                 state.shutting_down = true;
                 tracing::info!(
@@ -374,6 +398,7 @@ impl Actor for StreamSupervisor {
             }
             return Ok(());
         }
+        state.recording.remove(&cell.get_id());
         if let Some(name) = state.by_id.remove(&cell.get_id()) {
             if state
                 .streams
