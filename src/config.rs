@@ -47,6 +47,10 @@ pub struct Config {
     pub cluster: ClusterConfig,
 }
 
+/// The shortest `[cluster] peer_timeout_ms`: two heartbeats, so one late answer is no
+/// reason to report a peer gone.
+const MIN_PEER_TIMEOUT_MS: u64 = 2000;
+
 /// `[cluster]` section: this node's place in a cluster of recnode nodes.
 ///
 /// Off by default; a node without it works alone, exactly as before. TLS between nodes
@@ -65,6 +69,10 @@ pub struct ClusterConfig {
     pub cookie: String,
     /// Peers to connect to (and keep reconnecting to), `host:port`.
     pub seeds: Vec<String>,
+    /// A peer that answers no heartbeat (one a second) for this long is reported gone
+    /// (`node.left`, reason `heartbeat_timeout`) until it answers again (default 3000,
+    /// at least 2000).
+    pub peer_timeout_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -75,6 +83,7 @@ impl Default for ClusterConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 4370)),
             cookie: String::new(),
             seeds: Vec::new(),
+            peer_timeout_ms: 3000,
         }
     }
 }
@@ -770,6 +779,15 @@ impl Config {
         }) {
             return Err(bad("seeds", format!("{seed:?} is not host:port")));
         }
+        if self.cluster.peer_timeout_ms < MIN_PEER_TIMEOUT_MS {
+            return Err(bad(
+                "peer_timeout_ms",
+                format!(
+                    "must be at least {MIN_PEER_TIMEOUT_MS} (heartbeats go out every second), got {}",
+                    self.cluster.peer_timeout_ms
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -1453,5 +1471,11 @@ mod tests {
         );
         assert!(err.contains("cluster.listen"), "{err}");
         assert!(!Config::default().cluster.enabled, "off by default");
+        assert_eq!(config.cluster.peer_timeout_ms, 3000);
+        let err = parse_err(
+            "[cluster]\nenabled = true\nnode_name = \"a\"\ncookie = \"x\"\npeer_timeout_ms = 500\n",
+            &[],
+        );
+        assert!(err.contains("cluster.peer_timeout_ms"), "{err}");
     }
 }

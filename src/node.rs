@@ -292,6 +292,7 @@ async fn start_cluster(
         listen: c.listen,
         cookie: c.cookie.clone(),
         seeds: c.seeds.clone(),
+        peer_timeout: Duration::from_millis(c.peer_timeout_ms),
     };
     let api = crate::http::cluster::NodeApi::new(
         streams.clone(),

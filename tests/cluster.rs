@@ -5,7 +5,9 @@
 //! `node.left` event emitted) by the survivors and rejoins when it restarts; a node with
 //! the wrong cookie is refused, and both sides log it. A hook endpoint registered on one
 //! node reaches every node, also one that joins later, and each delivers its own events;
-//! an auto-record rule put on one node records matching streams on every node.
+//! an auto-record rule put on one node records matching streams on every node; a node
+//! frozen with SIGSTOP is reported gone after the heartbeat timeout although its sockets
+//! stay open, and rejoins when it answers again.
 
 mod common;
 mod hooks_support;
@@ -263,6 +265,118 @@ fn a_killed_node_is_reported_gone_by_the_others_and_rejoins_after_a_restart() {
         "{}",
         dirs[0].display()
     );
+}
+
+/// The default `[cluster] peer_timeout_ms`.
+const PEER_TIMEOUT: Duration = Duration::from_millis(3000);
+
+/// The canonical JSON of every `node.left` / `node.joined` event in the node's outbox, in
+/// seq order, as `(type, data)`.
+fn node_events(node: &Node) -> Vec<(String, String)> {
+    let r = node.api("GET", "/api/events?since=0&follow=false", None);
+    assert_eq!(r.status, 200, "GET /api/events: {r:?}");
+    let mut out = Vec::new();
+    for message in r.body.split("\n\n") {
+        let field = |name: &str| {
+            (message.lines())
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or_default()
+                .to_string()
+        };
+        let kind = field("event: ");
+        if kind == "node.left" || kind == "node.joined" {
+            out.push((kind, field("data: ")));
+        }
+    }
+    out
+}
+
+/// Waits until the node's outbox has, after its first `skip` node events, a `kind` event
+/// whose data contains every one of `needles`.
+fn wait_node_event(node: &Node, skip: usize, kind: &str, needles: &[&str]) {
+    wait_for(
+        &format!("{kind} {needles:?} in the events of {}", node.http),
+        CLUSTER_WAIT,
+        || {
+            (node_events(node).iter().skip(skip))
+                .any(|(k, data)| k == kind && needles.iter().all(|n| data.contains(n)))
+                .then_some(())
+        },
+    );
+}
+
+/// Resumes a frozen node when dropped, so a failing test leaves no stopped process.
+struct Frozen<'a>(&'a Node);
+
+impl Frozen<'_> {
+    fn freeze(node: &Node) -> Frozen<'_> {
+        node.signal(libc::SIGSTOP);
+        Frozen(node)
+    }
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        self.0.signal(libc::SIGCONT);
+    }
+}
+
+#[test]
+fn a_silent_node_is_reported_gone_after_the_heartbeat_timeout_and_rejoins_when_it_answers() {
+    let [a, b, c] = three_nodes();
+    wait_members(&a, &["b", "c"]);
+    wait_members(&b, &["a", "c"]);
+    wait_members(&c, &["a", "b"]);
+    let before = [node_events(&a).len(), node_events(&b).len()];
+
+    // c has a live stream when it freezes.
+    let src = av_source(c.cwd.path(), "src.flv", 60);
+    let _on_c = Publisher::start(&src, &c.rtmp_url("cam"), c.cwd.path());
+    assert_eq!(wait_status(&a, "cam")["node"], "c");
+
+    // Frozen (SIGSTOP): its sockets stay open, only its heartbeat answers stop.
+    let frozen = Frozen::freeze(&c);
+    let since = Instant::now();
+    for (node, skip) in [(&a, before[0]), (&b, before[1])] {
+        wait_node_event(node, skip, "node.left", &["\"c\"", "heartbeat_timeout"]);
+    }
+    let gone = since.elapsed();
+    eprintln!("frozen node reported gone after {gone:?}");
+    // Its last answer came at most one heartbeat (1 s) before the freeze.
+    assert!(
+        gone + Duration::from_millis(1200) >= PEER_TIMEOUT,
+        "reported gone after {gone:?}, before the timeout"
+    );
+    wait_members(&a, &["b"]);
+    wait_members(&b, &["a"]);
+    // Its stream is live nowhere now: the API answers at once, and its publisher may
+    // go live elsewhere.
+    let asked = Instant::now();
+    let r = b.api("GET", "/api/record/cam", None);
+    assert_eq!(r.error_code().as_deref(), Some("stream_not_found"), "{r:?}");
+    assert!(asked.elapsed() < Duration::from_secs(2), "c was not asked");
+    let _moved = Publisher::start(&src, &a.rtmp_url("cam"), a.cwd.path());
+    assert_eq!(wait_status(&b, "cam")["node"], "a");
+
+    // It answers again (SIGCONT): it rejoins, and was not blamed by itself for being late.
+    let after = [node_events(&a).len(), node_events(&b).len()];
+    drop(frozen);
+    let resumed = Instant::now();
+    for (node, skip) in [(&a, after[0]), (&b, after[1])] {
+        wait_node_event(node, skip, "node.joined", &["\"c\""]);
+    }
+    eprintln!("resumed node rejoined after {:?}", resumed.elapsed());
+    wait_members(&a, &["b", "c"]);
+    wait_members(&b, &["a", "c"]);
+    wait_members(&c, &["a", "b"]);
+    assert!(
+        !node_events(&c).iter().any(|(kind, _)| kind == "node.left"),
+        "c reports nobody gone: {:?}",
+        node_events(&c)
+    );
+    assert!(a
+        .log()
+        .contains("no heartbeat answer within the peer timeout"));
 }
 
 #[test]

@@ -12,6 +12,8 @@
 //!   and logged, never unwrapped;
 //! - [`placement`]: which node owns stream `{name}`: the NodeAgent of the node where it is
 //!   live is the member of the process group `stream/{name}`;
+//! - [`liveness`]: which peers went silent (no heartbeat answer within
+//!   `peer_timeout`): they count as gone although their session is open;
 //! - [`settings`]: the cluster-wide settings (hook endpoints, auto-record rules), last
 //!   writer wins, persisted on each node; the store also runs on a node without a cluster.
 //!
@@ -19,13 +21,16 @@
 //! messages (`RactorMessage`), so ractor_cluster never advertises them. The control
 //! traffic between idle nodes is ractor_cluster's own (session set-up, one process group
 //! update per stream that goes live or ends) plus one small heartbeat call per peer per
-//! second; nothing per packet or per recorder.
+//! second; nothing per packet or per recorder. A peer that answers no heartbeat for
+//! `peer_timeout` is reported gone although its session is open (a frozen or
+//! partitioned process keeps its sockets), until it answers again.
 //!
 //! The binary plugs the node's own API into the agent through [`LocalApi`], so a
 //! forwarded call is answered by exactly the code that answers a local one.
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod liveness;
 pub mod node;
 pub mod placement;
 pub mod settings;
@@ -80,6 +85,8 @@ pub struct ClusterSettings {
     pub cookie: String,
     /// Peers to keep connected to (`host:port`).
     pub seeds: Vec<String>,
+    /// A peer that answers no heartbeat for this long is reported gone until it answers.
+    pub peer_timeout: Duration,
 }
 
 /// Why the cluster layer could not start or a call to another node failed.
@@ -132,6 +139,7 @@ pub struct Cluster {
     agent: ActorRef<NodeAgentMsg>,
     node: ActorRef<ClusterNodeMsg>,
     settings: ActorRef<settings::SettingsMsg>,
+    silent: liveness::SilentPeers,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -172,6 +180,7 @@ pub async fn start(
     )
     .await
     .map_err(spawn_err("node agent"))?;
+    let silent = liveness::SilentPeers::default();
     let (node, _) = ractor::Actor::spawn(
         None,
         ClusterNode,
@@ -181,6 +190,7 @@ pub async fn start(
             hooks,
             api,
             store: store.clone(),
+            silent: silent.clone(),
         },
     )
     .await
@@ -192,6 +202,7 @@ pub async fn start(
         agent,
         node,
         settings: store,
+        silent,
     })
 }
 
@@ -213,12 +224,15 @@ impl Cluster {
 
     /// The placement the stream supervisor claims stream names through.
     pub fn placement(&self) -> Arc<dyn recnode_actors::stream::StreamPlacement> {
-        Arc::new(placement::ClusterPlacement::new(self.agent.get_cell()))
+        Arc::new(placement::ClusterPlacement::new(
+            self.agent.get_cell(),
+            self.silent.clone(),
+        ))
     }
 
-    /// Who owns `stream` right now.
+    /// Who owns `stream` right now (silent peers own nothing).
     pub fn owner(&self, stream: &str) -> Owner {
-        placement::owner(stream)
+        placement::owner(stream, &self.silent)
     }
 
     /// Forwards a recording API call to the owner's agent and returns its answer.
@@ -236,8 +250,11 @@ impl Cluster {
     }
 
     /// Every other node's description (those that answer in time), sorted by name.
+    /// Silent peers are not asked: they are gone until they answer a heartbeat again.
     pub async fn remote_infos(&self, with_streams: bool) -> Vec<pb::NodeInfo> {
-        let calls = remote_agents().into_iter().map(|agent| async move {
+        let agents = remote_agents().into_iter();
+        let agents = agents.filter(|agent| self.silent.reachable(&agent.get_cell()));
+        let calls = agents.map(|agent| async move {
             let payload = pb::NodeInfoRequest { with_streams }.encode_to_vec();
             let answer = call_agent(&agent, |reply| NodeAgentMsg::Info(payload, reply)).await;
             match answer.map(|bytes| pb::NodeInfo::decode(bytes.as_slice())) {

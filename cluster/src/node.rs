@@ -16,7 +16,12 @@
 //!   streams it has), and records when it last answered and its load;
 //! - the first answer of a peer makes it joined: `node.joined` is emitted and the peer's
 //!   cluster-wide settings are pulled; the close of its last authenticated session
-//!   emits `node.left` at once (a killed process closes its sockets).
+//!   emits `node.left` at once (a killed process closes its sockets);
+//! - a peer that answers no heartbeat for `peer_timeout` (a frozen or partitioned
+//!   process keeps its sockets open, so its session never closes) is gone too: it is
+//!   left out of the members, its streams count as live nowhere ([`crate::liveness`]) and
+//!   `node.left` is emitted with reason `heartbeat_timeout`; its next answer makes it
+//!   joined again (`node.joined`, settings pulled).
 //!
 //! Started by [`crate::start`], unsupervised; it only logs and emits, so a failure loses
 //! reconnects and membership events but never a recording.
@@ -38,6 +43,7 @@ use recnode_proto::cluster::v1 as pb;
 use recnode_proto::Message;
 
 use crate::agent::NodeAgentMsg;
+use crate::liveness::{Liveness, SilentPeers};
 use crate::{ClusterSettings, LocalApi};
 
 /// How often seeds are checked and reconnected.
@@ -129,6 +135,8 @@ pub struct ClusterNodeArgs {
     pub api: Arc<dyn LocalApi>,
     /// The cluster-wide settings.
     pub store: ActorRef<crate::settings::SettingsMsg>,
+    /// The silent peers, kept up to date here for placement and routing.
+    pub silent: SilentPeers,
 }
 
 /// One seed's reconnect state.
@@ -162,6 +170,8 @@ pub struct ClusterNodeState {
     seeds: Vec<Seed>,
     /// By the server's node id of the session.
     sessions: HashMap<u64, Session>,
+    /// When each authenticated peer last answered, and which are silent.
+    liveness: Liveness,
     ticks: u64,
     timer: Option<JoinHandle<()>>,
 }
@@ -265,6 +275,31 @@ impl ClusterNodeState {
         }
     }
 
+    /// Marks the peers that answered no heartbeat within the timeout as gone.
+    fn find_silent(&mut self) {
+        for node_id in self.liveness.tick(Instant::now()) {
+            let Some(session) = self.sessions.get_mut(&node_id) else {
+                continue;
+            };
+            let name = session.name.clone().unwrap_or_default();
+            let alias = (session.info.as_ref())
+                .map(|i| i.alias.clone())
+                .filter(|a| !a.is_empty())
+                .unwrap_or_else(|| name.clone());
+            tracing::warn!(node = %self.name, peer = %name, address = %session.address,
+                last_seen_ms = ?session.last_seen_ms,
+                "cluster node left: no heartbeat answer within the peer timeout");
+            // It joins again (node.joined, settings pulled) when it answers.
+            if std::mem::take(&mut session.joined) {
+                self.hooks.emit_nowait(events::node_left(
+                    node_id_from_alias(&alias),
+                    &alias,
+                    "heartbeat_timeout",
+                ));
+            }
+        }
+    }
+
     /// Pulls a new peer's settings through its agent and applies them here.
     fn pull_settings(&self, node_id: u64, peer: String) {
         let agent = crate::remote_agents()
@@ -336,6 +371,7 @@ impl Actor for ClusterNode {
             settings: args.store,
             seeds,
             sessions: HashMap::new(),
+            liveness: Liveness::new(args.settings.peer_timeout, args.silent),
             ticks: 0,
             timer: Some(timer),
         })
@@ -396,6 +432,7 @@ impl Actor for ClusterNode {
                 session.address = address(&ses);
                 session.authenticated = true;
                 session.connected_at_ms = crate::now_ms();
+                state.liveness.watch(ses.node_id, Instant::now());
                 let addr = session.address.clone();
                 if let Some(seed) = state.seeds.iter_mut().find(|s| s.addr == addr) {
                     seed.backoff = MIN_BACKOFF;
@@ -409,6 +446,7 @@ impl Actor for ClusterNode {
                 let Some(session) = state.sessions.remove(&ses.node_id) else {
                     return Ok(());
                 };
+                state.liveness.forget(ses.node_id);
                 let name = session.name.clone().or_else(|| short_name(&ses));
                 let address = address(&ses);
                 if !session.authenticated {
@@ -450,6 +488,7 @@ impl Actor for ClusterNode {
             }
             ClusterNodeMsg::Tick => {
                 state.ticks += 1;
+                state.find_silent();
                 state.connect_seeds(&myself);
                 if state.ticks % HEARTBEAT_TICKS == 0 {
                     state.send_heartbeats(&myself);
@@ -470,6 +509,7 @@ impl Actor for ClusterNode {
                 let Some(session) = state.sessions.get_mut(&node_id) else {
                     return Ok(());
                 };
+                let back = state.liveness.heard(node_id, Instant::now());
                 session.last_seen_ms = Some(crate::now_ms());
                 let first = !session.joined;
                 session.joined = true;
@@ -480,7 +520,12 @@ impl Actor for ClusterNode {
                 let peer = info.name.clone();
                 session.info = Some(info);
                 if first {
-                    tracing::info!(%node, %peer, "cluster node joined");
+                    if back {
+                        tracing::info!(%node, %peer,
+                            "cluster node answers again after its heartbeat timeout; rejoined");
+                    } else {
+                        tracing::info!(%node, %peer, "cluster node joined");
+                    }
                     state
                         .hooks
                         .emit_nowait(events::node_joined(node_id_from_alias(&alias), &alias));
@@ -488,8 +533,10 @@ impl Actor for ClusterNode {
                 }
             }
             ClusterNodeMsg::Members(reply) => {
-                let mut members: Vec<Member> = (state.sessions.values())
-                    .filter(|s| s.authenticated)
+                let liveness = &state.liveness;
+                let mut members: Vec<Member> = (state.sessions.iter())
+                    .filter(|(id, s)| s.authenticated && !liveness.is_silent(**id))
+                    .map(|(_, s)| s)
                     .filter_map(|s| {
                         Some(Member {
                             name: s.name.clone()?,

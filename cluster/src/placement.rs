@@ -9,12 +9,18 @@
 //!
 //! Two nodes that accept the same name within the time it takes a group update to cross
 //! the cluster (a few milliseconds) both keep it; the API then answers for the first
-//! member it finds. A node that leaves drops out of every group with its session.
+//! member it finds. A node that leaves drops out of every group with its session. A node
+//! that went silent (no heartbeat answer within `[cluster] peer_timeout_ms`, see
+//! [`crate::liveness`]) keeps its groups, since its session is still open, but its
+//! members are skipped: its streams count as live nowhere, so their publishers may go
+//! live on another node. If it comes back with the stream still live, both keep it, as
+//! above.
 
 use ractor::{ActorCell, ActorRef};
 use recnode_actors::stream::StreamPlacement;
 
 use crate::agent::NodeAgentMsg;
+use crate::liveness::SilentPeers;
 use crate::Owner;
 
 /// The process group of stream `name`.
@@ -22,13 +28,14 @@ pub fn stream_group(name: &str) -> String {
     format!("stream/{name}")
 }
 
-/// Who owns `stream` right now: this node first, then another node's agent.
-pub fn owner(stream: &str) -> Owner {
+/// Who owns `stream` right now: this node first, then the agent of another node that is
+/// not silent.
+pub fn owner(stream: &str, silent: &SilentPeers) -> Owner {
     let members = ractor::pg::get_members(&stream_group(stream));
     if members.iter().any(|cell| cell.get_id().is_local()) {
         return Owner::Local;
     }
-    match members.into_iter().next() {
+    match members.into_iter().find(|cell| silent.reachable(cell)) {
         Some(cell) => Owner::Remote(ActorRef::<NodeAgentMsg>::from(cell)),
         None => Owner::Nobody,
     }
@@ -38,12 +45,14 @@ pub fn owner(stream: &str) -> Owner {
 /// node's agent.
 pub struct ClusterPlacement {
     agent: ActorCell,
+    silent: SilentPeers,
 }
 
 impl ClusterPlacement {
-    /// A placement that claims streams for `agent` (this node's agent).
-    pub fn new(agent: ActorCell) -> Self {
-        ClusterPlacement { agent }
+    /// A placement that claims streams for `agent` (this node's agent), ignoring the
+    /// claims of `silent` peers.
+    pub fn new(agent: ActorCell, silent: SilentPeers) -> Self {
+        ClusterPlacement { agent, silent }
     }
 }
 
@@ -52,7 +61,7 @@ impl StreamPlacement for ClusterPlacement {
         let group = stream_group(stream);
         let elsewhere = ractor::pg::get_members(&group)
             .into_iter()
-            .find(|cell| !cell.get_id().is_local());
+            .find(|cell| !cell.get_id().is_local() && self.silent.reachable(cell));
         if let Some(cell) = elsewhere {
             return Err(format!("node session {}", cell.get_id().node()));
         }
@@ -85,14 +94,15 @@ mod tests {
     #[tokio::test]
     async fn a_claimed_stream_is_owned_here_until_it_is_released() {
         let (actor, handle) = Actor::spawn(None, Idle, ()).await.expect("spawn");
-        let placement = ClusterPlacement::new(actor.get_cell());
-        assert!(matches!(owner("placement-test"), Owner::Nobody));
+        let silent = SilentPeers::default();
+        let placement = ClusterPlacement::new(actor.get_cell(), silent.clone());
+        assert!(matches!(owner("placement-test", &silent), Owner::Nobody));
         placement.claim("placement-test").expect("free name");
-        assert!(matches!(owner("placement-test"), Owner::Local));
+        assert!(matches!(owner("placement-test", &silent), Owner::Local));
         // A second local claim (a restart of the same stream) is fine.
         placement.claim("placement-test").expect("own name");
         placement.release("placement-test");
-        assert!(matches!(owner("placement-test"), Owner::Nobody));
+        assert!(matches!(owner("placement-test", &silent), Owner::Nobody));
         actor.stop(None);
         handle.await.expect("stopped");
     }

@@ -335,6 +335,15 @@ impl Node {
         );
     }
 
+    /// Sends `signal` to the process (e.g. `libc::SIGSTOP` to freeze it, `libc::SIGCONT`
+    /// to let it go on).
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: plain libc call on our own child's pid; the child has not been
+        // reaped (we still own it), so the pid cannot have been reused.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill({signal}) failed");
+    }
+
     /// Sends SIGTERM and waits (with a timeout) for the process to exit.
     pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
         // SAFETY: plain libc call on our own child's pid; the child has not been
