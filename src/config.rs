@@ -53,8 +53,9 @@ const MIN_PEER_TIMEOUT_MS: u64 = 2000;
 
 /// `[cluster]` section: this node's place in a cluster of recnode nodes.
 ///
-/// Off by default; a node without it works alone, exactly as before. TLS between nodes
-/// is not implemented yet: run the cluster port on a private network or loopback.
+/// Off by default; a node without it works alone, exactly as before. Without
+/// `[cluster.tls]` the cluster port speaks plain TCP (the cookie is a challenge, never
+/// sent, but everything else is readable): keep it on a private network or loopback.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
@@ -73,6 +74,24 @@ pub struct ClusterConfig {
     /// (`node.left`, reason `heartbeat_timeout`) until it answers again (default 3000,
     /// at least 2000).
     pub peer_timeout_ms: u64,
+    /// `[cluster.tls]`: mutual TLS between nodes (default: off, plain TCP).
+    pub tls: Option<ClusterTlsConfig>,
+}
+
+/// `[cluster.tls]` section: every node presents `cert` and accepts only peers whose
+/// certificate `ca` signed. Relative paths are from the working directory.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterTlsConfig {
+    /// This node's certificate chain (PEM), leaf first; used as server and as client.
+    pub cert: PathBuf,
+    /// This node's private key (PEM).
+    pub key: PathBuf,
+    /// The CA certificate (PEM) that signs every node's certificate.
+    pub ca: PathBuf,
+    /// The name every peer's certificate must carry (a DNS name or IP address); when
+    /// unset, the host of the address dialled (the seed's, or a peer's `listen`).
+    pub server_name: Option<String>,
 }
 
 impl Default for ClusterConfig {
@@ -84,6 +103,7 @@ impl Default for ClusterConfig {
             cookie: String::new(),
             seeds: Vec::new(),
             peer_timeout_ms: 3000,
+            tls: None,
         }
     }
 }
@@ -740,6 +760,17 @@ impl Config {
         Ok(())
     }
 
+    /// `[cluster.tls]` as the cluster layer takes it, when the cluster is enabled with it.
+    pub fn cluster_tls_files(&self) -> Option<recnode_cluster::tls::TlsFiles> {
+        let tls = self.cluster.tls.as_ref().filter(|_| self.cluster.enabled)?;
+        Some(recnode_cluster::tls::TlsFiles {
+            cert: tls.cert.clone(),
+            key: tls.key.clone(),
+            ca: tls.ca.clone(),
+            server_name: tls.server_name.clone(),
+        })
+    }
+
     /// The cluster node name: `cluster.node_name`, else `recorder.node_alias`.
     pub fn cluster_node_name(&self) -> &str {
         match self.cluster.node_name.as_str() {
@@ -787,6 +818,20 @@ impl Config {
                     self.cluster.peer_timeout_ms
                 ),
             ));
+        }
+        if let Some(tls) = &self.cluster.tls {
+            for (key, path) in [
+                ("tls.cert", &tls.cert),
+                ("tls.key", &tls.key),
+                ("tls.ca", &tls.ca),
+            ] {
+                if path.as_os_str().is_empty() {
+                    return Err(bad(key, "must name a PEM file".into()));
+                }
+            }
+            if tls.server_name.as_deref() == Some("") {
+                return Err(bad("tls.server_name", "must not be empty when set".into()));
+            }
         }
         Ok(())
     }
@@ -1439,6 +1484,28 @@ mod tests {
         assert!(err.to_string().contains("rtmp.apps"), "{err}");
         let err = parse("[rtmp]\napps = [\"../x\"]\n", &[]).unwrap_err();
         assert!(err.to_string().contains("../x"), "{err}");
+    }
+
+    #[test]
+    fn cluster_tls_names_three_files_and_takes_them_from_the_environment() {
+        let text = "[cluster]\nenabled = true\nnode_name = \"a\"\ncookie = \"x\"\n\
+            [cluster.tls]\ncert = \"a.pem\"\nkey = \"a.key\"\n";
+        let config = parse(text, &[("RECNODE_CLUSTER__TLS__CA", "/etc/recnode/ca.pem")])
+            .expect("valid cluster.tls");
+        let files = config.cluster_tls_files().expect("tls on");
+        assert_eq!(files.cert, PathBuf::from("a.pem"));
+        assert_eq!(files.ca, PathBuf::from("/etc/recnode/ca.pem"));
+        assert_eq!(files.server_name, None);
+        assert!(
+            Config::default().cluster_tls_files().is_none(),
+            "off by default"
+        );
+        let err = parse_err(text, &[]);
+        assert!(err.contains("ca"), "a missing file key is named: {err}");
+        let err = parse_err(text, &[("RECNODE_CLUSTER__TLS__CA", "\"\"")]);
+        assert!(err.contains("cluster.tls.ca"), "{err}");
+        let err = parse_err(text, &[("RECNODE_CLUSTER__TLS__CAFILE", "ca.pem")]);
+        assert!(err.contains("CAFILE") || err.contains("cafile"), "{err}");
     }
 
     #[test]

@@ -81,6 +81,9 @@ pub enum NodeError {
     /// Waiting for SIGTERM/SIGINT failed.
     #[error("cannot install signal handlers")]
     Signals(#[source] std::io::Error),
+    /// `[cluster.tls]` names a file that is missing or unusable.
+    #[error(transparent)]
+    ClusterTls(#[from] recnode_cluster::tls::TlsError),
 }
 
 /// The local spool under the data dir: `{data.dir}/spool/{object key}`.
@@ -281,6 +284,7 @@ async fn start_cluster(
     streams: &ractor::ActorRef<recnode_actors::stream::StreamSupervisorMsg>,
     hooks: &recnode_actors::hooks::Hooks,
     store: &ractor::ActorRef<SettingsMsg>,
+    tls: Option<recnode_cluster::tls::ClusterTls>,
 ) -> Result<Option<recnode_cluster::Cluster>, NodeError> {
     let c = &config.cluster;
     if !c.enabled {
@@ -293,6 +297,7 @@ async fn start_cluster(
         cookie: c.cookie.clone(),
         seeds: c.seeds.clone(),
         peer_timeout: Duration::from_millis(c.peer_timeout_ms),
+        tls,
     };
     let api = crate::http::cluster::NodeApi::new(
         streams.clone(),
@@ -343,6 +348,10 @@ async fn start_settings(
 
 /// Runs a node until SIGINT/SIGTERM, then closes every recording before exiting.
 pub async fn run(config: Config) -> Result<(), NodeError> {
+    // `[cluster.tls]` first: a missing or bad file stops start-up before anything else.
+    let cluster_tls = (config.cluster_tls_files())
+        .map(|files| recnode_cluster::tls::load(&files, config.cluster_node_name()))
+        .transpose()?;
     prepare_dirs(&config)?;
     let operator = crate::storage::build_operator(&config.recorder.storage)?;
     let health = StorageHealth::default();
@@ -395,7 +404,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
             what: "settings store",
             message: e.to_string(),
         })?;
-    let cluster = start_cluster(&config, &handles.streams, &hooks, &store).await?;
+    let cluster = start_cluster(&config, &handles.streams, &hooks, &store, cluster_tls).await?;
     let addr = config.http.listen;
     let state = ApiState {
         streams: handles.streams.clone(),

@@ -7,7 +7,10 @@
 //! node reaches every node, also one that joins later, and each delivers its own events;
 //! an auto-record rule put on one node records matching streams on every node; a node
 //! frozen with SIGSTOP is reported gone after the heartbeat timeout although its sockets
-//! stay open, and rejoins when it answers again.
+//! stay open, and rejoins when it answers again. With `[cluster.tls]` (a CA and node
+//! certificates made here) nodes seeded with one node find each other and forward API
+//! calls; a node whose certificate another CA signed, and a node without TLS, are refused
+//! and the refusals are logged.
 
 mod common;
 mod hooks_support;
@@ -535,4 +538,150 @@ fn b_addr(node: &Node) -> SocketAddr {
         .as_str()
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("own address in {r}"))
+}
+
+/// A CA made for one test; it signs node certificates for `127.0.0.1` into its directory.
+struct TestCa {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+    dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    fn new(name: &str) -> TestCa {
+        let key = rcgen::KeyPair::generate().expect("CA key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        (params.distinguished_name).push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let cert = params.self_signed(&key).expect("CA certificate");
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestCa { cert, key, dir }
+    }
+
+    /// Writes node `node`'s certificate (for 127.0.0.1) and key, and a CA file of the
+    /// `trusted` CAs' certificates; returns the `[cluster.tls]` variables naming them.
+    fn node_tls_env(&self, node: &str, trusted: &[&TestCa]) -> Vec<(String, String)> {
+        let key = rcgen::KeyPair::generate().expect("node key");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+        (params.distinguished_name).push(rcgen::DnType::CommonName, node);
+        let cert = params
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("node certificate");
+        let path = |file: String| self.dir.path().join(file);
+        let (cert_file, key_file) = (path(format!("{node}.pem")), path(format!("{node}.key")));
+        let ca_file = path(format!("{node}-trusts.pem"));
+        std::fs::write(&cert_file, cert.pem()).expect("write cert");
+        std::fs::write(&key_file, key.serialize_pem()).expect("write key");
+        let cas: String = trusted.iter().map(|ca| ca.cert.pem()).collect();
+        std::fs::write(&ca_file, cas).expect("write CA file");
+        [
+            ("RECNODE_CLUSTER__TLS__CERT", cert_file),
+            ("RECNODE_CLUSTER__TLS__KEY", key_file),
+            ("RECNODE_CLUSTER__TLS__CA", ca_file),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.display().to_string()))
+        .collect()
+    }
+}
+
+/// Starts node `name` of the cluster whose CA is `ca`, with TLS, on `listen`.
+fn start_tls(ca: &TestCa, name: &str, listen: SocketAddr, seeds: &[SocketAddr]) -> Node {
+    let mut env = cluster_env(name, listen, seeds, COOKIE);
+    env.extend(ca.node_tls_env(name, &[ca]));
+    start(env)
+}
+
+#[test]
+fn nodes_with_tls_find_each_other_from_one_seed_and_forward_api_calls() {
+    let ca = TestCa::new("recnode test cluster CA");
+    let addrs = [free_local_addr(), free_local_addr(), free_local_addr()];
+    // b and c know only a: with TLS they learn of each other through a's heartbeat
+    // answers (ractor_cluster's own transitive connections would be plain TCP).
+    let a = start_tls(&ca, "a", addrs[0], &[]);
+    let b = start_tls(&ca, "b", addrs[1], &[addrs[0]]);
+    let c = start_tls(&ca, "c", addrs[2], &[addrs[0]]);
+    wait_members(&a, &["b", "c"]);
+    wait_members(&b, &["a", "c"]);
+    wait_members(&c, &["a", "b"]);
+    let learned = "cluster peer learned from a member";
+    assert!(
+        b.log().contains(learned) || c.log().contains(learned),
+        "b or c learned of the other from a"
+    );
+
+    // A stream live on c: b forwards the recording API to it.
+    let src = av_source(c.cwd.path(), "src.flv", 30);
+    let _publisher = Publisher::start(&src, &c.rtmp_url("cam"), c.cwd.path());
+    let status = wait_status(&b, "cam");
+    assert_eq!(
+        (status["node"].as_str(), status["recording"].as_bool()),
+        (Some("c"), Some(false)),
+        "{status}"
+    );
+    let r = b.api("POST", "/api/record/cam", None);
+    assert_eq!(
+        (r.status, r.json()["node"].as_str()),
+        (200, Some("c")),
+        "{r:?}"
+    );
+    wait_for("c to record cam, as a sees it", LIVE_WAIT, || {
+        (a.recording_status("cam")["recording"] == true).then_some(())
+    });
+    let r = a.api("DELETE", "/api/record/cam", None);
+    assert_eq!(
+        (r.status, r.json()["node"].as_str()),
+        (200, Some("c")),
+        "{r:?}"
+    );
+    for node in [&a, &b, &c] {
+        assert!(
+            !node.log().contains("cluster peer refused"),
+            "{}",
+            node.log()
+        );
+    }
+}
+
+#[test]
+fn with_tls_a_node_of_another_ca_and_a_node_without_tls_are_refused_and_logged() {
+    let ca = TestCa::new("recnode test cluster CA");
+    let other = TestCa::new("someone else's CA");
+    let (addr_a, addr_x, addr_p) = (free_local_addr(), free_local_addr(), free_local_addr());
+    // a dials x, x dials a; x has the cookie, a certificate of another CA, and trusts
+    // the cluster's CA too (a CA certificate is public): mutual TLS refuses it both ways.
+    let a = start_tls(&ca, "a", addr_a, &[addr_x]);
+    let mut x_env = cluster_env("x", addr_x, &[addr_a], COOKIE);
+    x_env.extend(other.node_tls_env("x", &[&ca, &other]));
+    let x = start(x_env);
+    // p has the cookie and no TLS at all.
+    let p = start(cluster_env("p", addr_p, &[addr_a], COOKIE));
+
+    wait_for("a, x and p to log the refusals", CLUSTER_WAIT, || {
+        let a_log = a.log();
+        // a as server: x's client certificate; a as client: x's server certificate.
+        let a_logged = a_log.contains(
+            "cluster peer refused: its TLS certificate does not verify against the cluster CA",
+        ) && a_log.contains("cluster peer refused: TLS handshake failed");
+        let x_logged = x.log().contains("cluster peer refused");
+        let p_logged = p
+            .log()
+            .contains("cluster peer refused: authentication failed");
+        (a_logged && x_logged && p_logged).then_some(())
+    });
+    assert!(a.log().contains("UnknownIssuer"), "a says why: {}", a.log());
+    for node in [&a, &x, &p] {
+        assert!(members_seen(node).is_empty(), "{}", node.http);
+    }
+    let r = a.api("GET", "/api/cluster", None).json();
+    assert_eq!(
+        r["members"].as_array().map(Vec::len),
+        Some(1),
+        "only a itself: {r}"
+    );
 }

@@ -70,3 +70,30 @@ fn unknown_storage_type_fails_start_up_naming_it() {
     assert!(stderr.contains("ftp"), "{stderr}");
     assert!(stderr.contains("recorder.storage"), "{stderr}");
 }
+
+#[test]
+fn a_missing_cluster_tls_file_fails_start_up_naming_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("node-a.pem");
+    let mut command = recnode_command(dir.path());
+    command
+        .env("RECNODE_CLUSTER__ENABLED", "true")
+        .env("RECNODE_CLUSTER__NODE_NAME", "a")
+        .env("RECNODE_CLUSTER__COOKIE", "c00kie")
+        .env("RECNODE_CLUSTER__TLS__CERT", &missing)
+        .env("RECNODE_CLUSTER__TLS__KEY", dir.path().join("node-a.key"))
+        .env("RECNODE_CLUSTER__TLS__CA", dir.path().join("ca.pem"));
+    let output = run_to_exit(command, EXIT_TIMEOUT);
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "must fail; stderr: {stderr}");
+    assert!(
+        stderr.contains(&missing.display().to_string()),
+        "stderr names the file: {stderr}"
+    );
+    assert!(stderr.contains("cluster.tls.cert"), "{stderr}");
+    assert!(
+        !dir.path().join("recordings").exists(),
+        "nothing created on failure"
+    );
+}

@@ -22,6 +22,7 @@
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor_cluster::NodeServerMessage;
 use ractor_cluster_derive::RactorClusterMessage;
 use recnode_proto::cluster::v1 as pb;
 use recnode_proto::Message;
@@ -60,6 +61,8 @@ pub struct NodeAgentArgs {
     pub api: Arc<dyn LocalApi>,
     /// The cluster-wide settings.
     pub settings: ActorRef<crate::settings::SettingsMsg>,
+    /// The node server, whose sessions name this node's peers (`with_peers`).
+    pub server: ActorRef<NodeServerMessage>,
 }
 
 /// The agent's state: its identity and the local API.
@@ -68,6 +71,7 @@ pub struct NodeAgentState {
     address: String,
     api: Arc<dyn LocalApi>,
     settings: ActorRef<crate::settings::SettingsMsg>,
+    server: ActorRef<NodeServerMessage>,
     started_at_ms: u64,
 }
 
@@ -101,6 +105,7 @@ impl Actor for NodeAgent {
             address: args.address,
             api: args.api,
             settings: args.settings,
+            server: args.server,
             started_at_ms: crate::now_ms(),
         })
     }
@@ -136,11 +141,15 @@ impl Actor for NodeAgent {
                     Ok(request) => {
                         let api = state.api.clone();
                         let (address, started_at_ms) = (state.address.clone(), state.started_at_ms);
+                        let server = state.server.clone();
                         tokio::spawn(async move {
                             let mut info = api.info(request.with_streams).await;
                             info.name = node;
                             info.address = address;
                             info.started_at_ms = started_at_ms;
+                            if request.with_peers {
+                                info.peers = crate::node::peer_addresses(&server).await;
+                            }
                             let _ = reply.send(info.encode_to_vec());
                         });
                     }

@@ -15,13 +15,16 @@
 //! - [`liveness`]: which peers went silent (no heartbeat answer within
 //!   `peer_timeout`): they count as gone although their session is open;
 //! - [`settings`]: the cluster-wide settings (hook endpoints, auto-record rules), last
-//!   writer wins, persisted on each node; the store also runs on a node without a cluster.
+//!   writer wins, persisted on each node; the store also runs on a node without a cluster;
+//! - [`tls`]: optional mutual TLS between nodes (`[cluster.tls]`), checked against the
+//!   cluster's CA; the cookie challenge still runs inside it.
 //!
 //! Media never crosses the cluster: streams, recorders and uploaders keep local-only
 //! messages (`RactorMessage`), so ractor_cluster never advertises them. The control
 //! traffic between idle nodes is ractor_cluster's own (session set-up, one process group
 //! update per stream that goes live or ends) plus one small heartbeat call per peer per
-//! second; nothing per packet or per recorder. A peer that answers no heartbeat for
+//! second (with TLS its answer also lists the peer's peers, for discovery); nothing per
+//! packet or per recorder. A peer that answers no heartbeat for
 //! `peer_timeout` is reported gone although its session is open (a frozen or
 //! partitioned process keeps its sockets), until it answers again.
 //!
@@ -34,6 +37,7 @@ pub mod liveness;
 pub mod node;
 pub mod placement;
 pub mod settings;
+pub mod tls;
 
 pub use recnode_actors as actors;
 
@@ -87,6 +91,8 @@ pub struct ClusterSettings {
     pub seeds: Vec<String>,
     /// A peer that answers no heartbeat for this long is reported gone until it answers.
     pub peer_timeout: Duration,
+    /// Mutual TLS between nodes (loaded by [`tls::load`]); `None`: plain TCP.
+    pub tls: Option<tls::ClusterTls>,
 }
 
 /// Why the cluster layer could not start or a call to another node failed.
@@ -176,6 +182,7 @@ pub async fn start(
             address: settings.listen.to_string(),
             api: api.clone(),
             settings: store.clone(),
+            server: server.clone(),
         },
     )
     .await
@@ -255,7 +262,11 @@ impl Cluster {
         let agents = remote_agents().into_iter();
         let agents = agents.filter(|agent| self.silent.reachable(&agent.get_cell()));
         let calls = agents.map(|agent| async move {
-            let payload = pb::NodeInfoRequest { with_streams }.encode_to_vec();
+            let payload = pb::NodeInfoRequest {
+                with_streams,
+                with_peers: false,
+            }
+            .encode_to_vec();
             let answer = call_agent(&agent, |reply| NodeAgentMsg::Info(payload, reply)).await;
             match answer.map(|bytes| pb::NodeInfo::decode(bytes.as_slice())) {
                 Ok(Ok(info)) if !info.name.is_empty() => Some(info),

@@ -6,11 +6,20 @@
 //! them too. Its name is `{node_name}@{ip}` and its connection string the `listen`
 //! address, so `listen` must be an address the peers can reach (not `0.0.0.0`).
 //!
+//! With `[cluster.tls]` the server accepts TLS only ([`crate::tls`]) and runs Isolated:
+//! ractor_cluster dials its transitive connections in plain TCP, which a TLS server
+//! refuses. [`ClusterNode`] does the discovery itself instead: its heartbeats ask each
+//! peer for its peers' addresses (`with_peers`), and it dials, over TLS, every address it
+//! has no session to, as it does its seeds. A learned address that no peer lists any
+//! more and that has no session is dropped.
+//!
 //! [`ClusterNode`] subscribes to the server's session events and owns the membership:
-//! - it connects to every seed that has no session and retries with exponential backoff
-//!   (200 ms doubling to 5 s), since ractor_cluster never reconnects by itself;
+//! - it connects to every seed (and, with TLS, learned peer) that has no session and
+//!   retries with exponential backoff (200 ms doubling to 5 s), since ractor_cluster
+//!   never reconnects by itself; an attempt that takes over 10 s is abandoned;
 //! - a session that closes before it authenticated, without another session to the same
-//!   node, is a refused peer (wrong cookie): it is logged as such on both sides;
+//!   node, is a refused peer (wrong cookie, or with TLS its certificate refused): it is
+//!   logged as such on both sides; so is a TLS handshake that fails;
 //! - every second it calls each peer agent's `Info` (a few dozen bytes each way), which
 //!   the peer answers from its stream supervisor's counters (one reply, however many
 //!   streams it has), and records when it last answered and its load;
@@ -36,7 +45,9 @@ use std::time::{Duration, Instant};
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr};
 use ractor_cluster::node::{NodeConnectionMode, NodeServerSessionInformation};
-use ractor_cluster::{NodeEventSubscription, NodeServer, NodeServerMessage};
+use ractor_cluster::{
+    ClientConnectErr, IncomingEncryptionMode, NodeEventSubscription, NodeServer, NodeServerMessage,
+};
 use ractor_cluster_derive::RactorMessage;
 use recnode_actors::hooks::{events, node_id_from_alias, HookEmitter};
 use recnode_proto::cluster::v1 as pb;
@@ -44,6 +55,7 @@ use recnode_proto::Message;
 
 use crate::agent::NodeAgentMsg;
 use crate::liveness::{Liveness, SilentPeers};
+use crate::tls::ClusterTls;
 use crate::{ClusterSettings, LocalApi};
 
 /// How often seeds are checked and reconnected.
@@ -54,22 +66,56 @@ const HEARTBEAT_TICKS: u64 = 2;
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 /// The longest reconnect delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long one connect attempt (TCP, then TLS when on) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Starts the node server on `settings.listen` (Transitive mode, the cluster's cookie).
+/// Starts the node server on `settings.listen` with the cluster's cookie: Transitive
+/// mode over plain TCP, or TLS only and Isolated mode with `[cluster.tls]`.
 pub async fn start_server(
     settings: &ClusterSettings,
 ) -> Result<ActorRef<NodeServerMessage>, SpawnErr> {
+    let (encryption, mode) = match &settings.tls {
+        None => (IncomingEncryptionMode::Raw, NodeConnectionMode::Transitive),
+        Some(tls) => (
+            IncomingEncryptionMode::Tls(tls.acceptor()),
+            NodeConnectionMode::Isolated,
+        ),
+    };
     let server = NodeServer::new(
         settings.listen.port(),
         settings.cookie.clone(),
         settings.node_name.clone(),
         settings.listen.ip().to_string(),
-        None,
-        Some(NodeConnectionMode::Transitive),
+        Some(encryption),
+        Some(mode),
     )
     .with_listen_addr(settings.listen.ip());
     let (actor, _) = Actor::spawn(None, server, ()).await?;
     Ok(actor)
+}
+
+/// The cluster addresses of this node's peers that are up (their agent is in the
+/// agents' group, so their session authenticated), sorted; empty if the server does
+/// not answer.
+pub(crate) async fn peer_addresses(server: &ActorRef<NodeServerMessage>) -> Vec<String> {
+    let up: std::collections::HashSet<u64> = (crate::remote_agents().iter())
+        .map(|agent| agent.get_id().node())
+        .collect();
+    let sessions = match ractor::call_t!(server, NodeServerMessage::GetSessions, 2_000) {
+        Ok(sessions) => sessions,
+        Err(e) => {
+            tracing::warn!("node server did not list its sessions: {e}");
+            return Vec::new();
+        }
+    };
+    let mut peers: Vec<String> = (sessions.into_iter())
+        .filter(|(id, _)| up.contains(id))
+        .filter_map(|(_, ses)| ses.peer_name.map(|name| name.connection_string))
+        .filter(|addr| !addr.is_empty())
+        .collect();
+    peers.sort();
+    peers.dedup();
+    peers
 }
 
 /// A member of the cluster as this node sees it.
@@ -109,8 +155,8 @@ pub enum ClusterNodeMsg {
     Connected {
         /// The seed.
         seed: String,
-        /// Whether the TCP connection opened.
-        result: Result<(), String>,
+        /// Whether the connection (TCP, then TLS when on) opened.
+        result: Result<(), ConnectFailure>,
     },
     /// A peer agent answered a heartbeat.
     Seen {
@@ -139,12 +185,36 @@ pub struct ClusterNodeArgs {
     pub silent: SilentPeers,
 }
 
-/// One seed's reconnect state.
+/// Why a connect attempt failed.
+#[derive(Debug)]
+pub struct ConnectFailure {
+    /// Whether the TLS handshake failed (the TCP connection had opened).
+    pub tls: bool,
+    /// The error.
+    pub message: String,
+}
+
+/// One seed's (or learned peer's) reconnect state.
 struct Seed {
     addr: String,
     backoff: Duration,
     next_attempt: Instant,
     connecting: bool,
+    /// Learned from a peer (TLS discovery), not configured; dropped when no peer lists
+    /// it and it has no session.
+    learned: bool,
+}
+
+impl Seed {
+    fn new(addr: String, learned: bool) -> Self {
+        Seed {
+            addr,
+            backoff: MIN_BACKOFF,
+            next_attempt: Instant::now(),
+            connecting: false,
+            learned,
+        }
+    }
 }
 
 /// One session with a peer.
@@ -163,7 +233,11 @@ struct Session {
 /// The membership state.
 pub struct ClusterNodeState {
     name: String,
+    /// This node's cluster address (`listen`), never dialled.
+    own: std::net::SocketAddr,
     server: ActorRef<NodeServerMessage>,
+    /// `[cluster.tls]`: dial with it, and discover peers through the heartbeats.
+    tls: Option<ClusterTls>,
     hooks: HookEmitter,
     api: Arc<dyn LocalApi>,
     settings: ActorRef<crate::settings::SettingsMsg>,
@@ -224,6 +298,41 @@ impl ClusterNodeState {
             .any(|(id, s)| *id != except && s.authenticated && s.name.as_deref() == Some(name))
     }
 
+    /// Adds the peer addresses a member listed that this node does not dial yet.
+    fn learn(&mut self, peers: &[String]) {
+        for addr in peers {
+            // ractor_cluster's connection strings are `{ip}:{port}`, unbracketed for IPv6.
+            let own = format!("{}:{}", self.own.ip(), self.own.port());
+            if *addr == own
+                || *addr == self.own.to_string()
+                || self.seeds.iter().any(|s| s.addr == *addr)
+            {
+                continue;
+            }
+            tracing::info!(node = %self.name, peer_address = %addr,
+                "cluster peer learned from a member; connecting");
+            self.seeds.push(Seed::new(addr.clone(), true));
+        }
+    }
+
+    /// Drops learned addresses that no member lists any more and that have no session.
+    fn forget_unlisted(&mut self) {
+        let listed: std::collections::HashSet<&str> = (self.sessions.values())
+            .filter_map(|s| s.info.as_ref())
+            .flat_map(|info| info.peers.iter().map(String::as_str))
+            .collect();
+        let unlisted: std::collections::HashSet<String> = (self.seeds.iter())
+            .filter(|s| s.learned && !s.connecting && !listed.contains(s.addr.as_str()))
+            .filter(|s| !self.has_session_to(&s.addr))
+            .map(|s| s.addr.clone())
+            .collect();
+        for addr in &unlisted {
+            tracing::debug!(node = %self.name, peer_address = %addr,
+                "learned cluster peer no longer listed; not dialled any more");
+        }
+        self.seeds.retain(|s| !unlisted.contains(&s.addr));
+    }
+
     fn connect_seeds(&mut self, myself: &ActorRef<ClusterNodeMsg>) {
         let now = Instant::now();
         let connected: Vec<bool> = (self.seeds.iter())
@@ -238,10 +347,16 @@ impl ClusterNodeState {
             }
             seed.connecting = true;
             let (server, addr, me) = (self.server.clone(), seed.addr.clone(), myself.clone());
+            let tls = self.tls.clone();
             tokio::spawn(async move {
-                let result = ractor_cluster::client_connect(&server, addr.as_str())
-                    .await
-                    .map_err(|e| e.to_string());
+                let attempt = connect(&server, &addr, tls.as_ref());
+                let result = match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+                    Ok(result) => result,
+                    Err(_) => Err(ConnectFailure {
+                        tls: false,
+                        message: format!("no connection within {CONNECT_TIMEOUT:?}"),
+                    }),
+                };
                 let _ = me.cast(ClusterNodeMsg::Connected { seed: addr, result });
             });
         }
@@ -250,6 +365,8 @@ impl ClusterNodeState {
     fn send_heartbeats(&self, myself: &ActorRef<ClusterNodeMsg>) {
         let payload = pb::NodeInfoRequest {
             with_streams: false,
+            // With TLS, ractor_cluster's transitive connections are off: discover here.
+            with_peers: self.tls.is_some(),
         }
         .encode_to_vec();
         for agent in crate::remote_agents() {
@@ -352,20 +469,19 @@ impl Actor for ClusterNode {
         let own = args.settings.listen.to_string();
         let seeds = (args.settings.seeds.iter())
             .filter(|s| **s != own)
-            .map(|addr| Seed {
-                addr: addr.clone(),
-                backoff: MIN_BACKOFF,
-                next_attempt: Instant::now(),
-                connecting: false,
-            })
+            .map(|addr| Seed::new(addr.clone(), false))
             .collect();
         let timer = myself.send_interval(TICK, || ClusterNodeMsg::Tick);
         let _ = myself.cast(ClusterNodeMsg::Tick);
+        let tls = args.settings.tls.clone();
+        let ca = tls.as_ref().map(|t| t.ca().display().to_string());
         tracing::info!(node = %args.settings.node_name, listen = %args.settings.listen,
-            seeds = ?args.settings.seeds, "cluster node server started");
+            seeds = ?args.settings.seeds, tls_ca = ?ca, "cluster node server started");
         Ok(ClusterNodeState {
             name: args.settings.node_name,
+            own: args.settings.listen,
             server: args.server,
+            tls,
             hooks: args.hooks,
             api: args.api,
             settings: args.store,
@@ -456,9 +572,12 @@ impl Actor for ClusterNode {
                     if duplicate {
                         tracing::debug!(%node, peer = ?name, %address,
                             "duplicate cluster session closed");
+                    } else if state.tls.is_some() {
+                        tracing::warn!(%node, peer = ?name, %address,
+                            "cluster peer refused: authentication failed (wrong cookie, or the peer refused this node's TLS certificate?)");
                     } else {
                         tracing::warn!(%node, peer = ?name, %address,
-                            "cluster peer refused: authentication failed (wrong cookie?)");
+                            "cluster peer refused: authentication failed (wrong cookie, or TLS on the peer only?)");
                     }
                     return Ok(());
                 }
@@ -489,6 +608,7 @@ impl Actor for ClusterNode {
             ClusterNodeMsg::Tick => {
                 state.ticks += 1;
                 state.find_silent();
+                state.forget_unlisted();
                 state.connect_seeds(&myself);
                 if state.ticks % HEARTBEAT_TICKS == 0 {
                     state.send_heartbeats(&myself);
@@ -499,9 +619,14 @@ impl Actor for ClusterNode {
                     s.connecting = false;
                     s.next_attempt = Instant::now() + s.backoff;
                     s.backoff = (s.backoff * 2).min(MAX_BACKOFF);
-                    if let Err(e) = result {
-                        tracing::debug!(%node, %seed, retry_in = ?s.backoff,
-                            "cannot reach cluster seed: {e}");
+                    match result {
+                        Ok(()) => {}
+                        Err(e) if e.tls => {
+                            tracing::warn!(%node, %seed, retry_in = ?s.backoff,
+                                "cluster peer refused: TLS handshake failed (is its certificate signed by the cluster CA, for the name dialled?): {}", e.message);
+                        }
+                        Err(e) => tracing::debug!(%node, %seed, retry_in = ?s.backoff,
+                            "cannot reach cluster seed: {}", e.message),
                     }
                 }
             }
@@ -518,6 +643,7 @@ impl Actor for ClusterNode {
                     a => a.to_string(),
                 };
                 let peer = info.name.clone();
+                let listed = info.peers.clone();
                 session.info = Some(info);
                 if first {
                     if back {
@@ -530,6 +656,11 @@ impl Actor for ClusterNode {
                         .hooks
                         .emit_nowait(events::node_joined(node_id_from_alias(&alias), &alias));
                     state.pull_settings(node_id, peer);
+                }
+                // Only TLS heartbeats ask for peers (`with_peers`); plain TCP discovery
+                // is ractor_cluster's.
+                if state.tls.is_some() {
+                    state.learn(&listed);
                 }
             }
             ClusterNodeMsg::Members(reply) => {
@@ -555,5 +686,33 @@ impl Actor for ClusterNode {
             }
         }
         Ok(())
+    }
+}
+
+/// Opens a session to `addr`: plain TCP, or TLS with the cluster's connector.
+async fn connect(
+    server: &ActorRef<NodeServerMessage>,
+    addr: &str,
+    tls: Option<&ClusterTls>,
+) -> Result<(), ConnectFailure> {
+    let plain = |message: String| ConnectFailure {
+        tls: false,
+        message,
+    };
+    let Some(tls) = tls else {
+        return ractor_cluster::client_connect(server, addr)
+            .await
+            .map_err(|e| plain(e.to_string()));
+    };
+    let name = tls
+        .server_name_for(addr)
+        .map_err(|message| ConnectFailure { tls: true, message })?;
+    match ractor_cluster::client_connect_enc(server, addr, tls.connector(), name).await {
+        Ok(()) => Ok(()),
+        Err(ClientConnectErr::Encryption(e)) => Err(ConnectFailure {
+            tls: true,
+            message: e.to_string(),
+        }),
+        Err(e) => Err(plain(e.to_string())),
     }
 }
