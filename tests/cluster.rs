@@ -97,6 +97,16 @@ fn wait_members(node: &Node, expected: &[&str]) {
     );
 }
 
+/// The node's `recnode_cluster_stream_group_joins_total` from `/metrics`.
+fn stream_group_joins(node: &Node) -> u64 {
+    let r = node.api("GET", "/metrics", None);
+    assert_eq!(r.status, 200, "GET /metrics: {r:?}");
+    (r.body.lines())
+        .find_map(|l| l.strip_prefix("recnode_cluster_stream_group_joins_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no stream group joins in {}", r.body))
+}
+
 /// Waits until `node` answers `GET /api/record/{stream}` with 200.
 fn wait_status(node: &Node, stream: &str) -> Value {
     wait_for(
@@ -190,6 +200,9 @@ fn any_node_answers_for_a_stream_live_on_another_and_names_the_owner() {
         "a logs the refusal"
     );
     assert_eq!(b.recording_status("cam")["node"], "b");
+    // One `stream/cam` join, on b; the refused publisher on a joined nothing.
+    assert_eq!(stream_group_joins(&b), 1);
+    assert_eq!(stream_group_joins(&a), 0);
 
     // Both recordings are on b and decode.
     let r = a.api("DELETE", "/api/record/cam", None);

@@ -146,6 +146,7 @@ pub struct Cluster {
     node: ActorRef<ClusterNodeMsg>,
     settings: ActorRef<settings::SettingsMsg>,
     silent: liveness::SilentPeers,
+    group_changes: placement::GroupChanges,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -210,6 +211,7 @@ pub async fn start(
         node,
         settings: store,
         silent,
+        group_changes: placement::GroupChanges::default(),
     })
 }
 
@@ -234,7 +236,13 @@ impl Cluster {
         Arc::new(placement::ClusterPlacement::new(
             self.agent.get_cell(),
             self.silent.clone(),
+            self.group_changes.clone(),
         ))
+    }
+
+    /// How many times this node joined and left `stream/*` process groups since start.
+    pub fn stream_group_changes(&self) -> &placement::GroupChanges {
+        &self.group_changes
     }
 
     /// Who owns `stream` right now (silent peers own nothing).

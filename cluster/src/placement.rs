@@ -15,6 +15,12 @@
 //! members are skipped: its streams count as live nowhere, so their publishers may go
 //! live on another node. If it comes back with the stream still live, both keep it, as
 //! above.
+//!
+//! [`GroupChanges`] counts this node's joins and leaves (each is one process group
+//! update sent to every peer), for `/metrics` and the cluster benchmark.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use ractor::{ActorCell, ActorRef};
 use recnode_actors::stream::StreamPlacement;
@@ -41,18 +47,40 @@ pub fn owner(stream: &str, silent: &SilentPeers) -> Owner {
     }
 }
 
+/// How many times this node joined and left `stream/*` groups since it started; cheap
+/// to clone (shared counters).
+#[derive(Debug, Clone, Default)]
+pub struct GroupChanges(Arc<[AtomicU64; 2]>);
+
+impl GroupChanges {
+    /// Joins so far (one per stream that went live here, and per restart of one).
+    pub fn joins(&self) -> u64 {
+        self.0[0].load(Ordering::Relaxed)
+    }
+
+    /// Leaves so far (one per stream that ended here).
+    pub fn leaves(&self) -> u64 {
+        self.0[1].load(Ordering::Relaxed)
+    }
+}
+
 /// The stream supervisor's placement in a cluster: claims join `stream/{name}` with this
 /// node's agent.
 pub struct ClusterPlacement {
     agent: ActorCell,
     silent: SilentPeers,
+    changes: GroupChanges,
 }
 
 impl ClusterPlacement {
     /// A placement that claims streams for `agent` (this node's agent), ignoring the
-    /// claims of `silent` peers.
-    pub fn new(agent: ActorCell, silent: SilentPeers) -> Self {
-        ClusterPlacement { agent, silent }
+    /// claims of `silent` peers and counting its joins and leaves in `changes`.
+    pub fn new(agent: ActorCell, silent: SilentPeers, changes: GroupChanges) -> Self {
+        ClusterPlacement {
+            agent,
+            silent,
+            changes,
+        }
     }
 }
 
@@ -66,11 +94,13 @@ impl StreamPlacement for ClusterPlacement {
             return Err(format!("node session {}", cell.get_id().node()));
         }
         ractor::pg::join(group, vec![self.agent.clone()]);
+        self.changes.0[0].fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
     fn release(&self, stream: &str) {
         ractor::pg::leave(stream_group(stream), vec![self.agent.clone()]);
+        self.changes.0[1].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -95,7 +125,8 @@ mod tests {
     async fn a_claimed_stream_is_owned_here_until_it_is_released() {
         let (actor, handle) = Actor::spawn(None, Idle, ()).await.expect("spawn");
         let silent = SilentPeers::default();
-        let placement = ClusterPlacement::new(actor.get_cell(), silent.clone());
+        let changes = GroupChanges::default();
+        let placement = ClusterPlacement::new(actor.get_cell(), silent.clone(), changes.clone());
         assert!(matches!(owner("placement-test", &silent), Owner::Nobody));
         placement.claim("placement-test").expect("free name");
         assert!(matches!(owner("placement-test", &silent), Owner::Local));
@@ -103,6 +134,7 @@ mod tests {
         placement.claim("placement-test").expect("own name");
         placement.release("placement-test");
         assert!(matches!(owner("placement-test", &silent), Owner::Nobody));
+        assert_eq!((changes.joins(), changes.leaves()), (2, 1));
         actor.stop(None);
         handle.await.expect("stopped");
     }

@@ -3,8 +3,9 @@
 //! Node-level only (no per-stream labels, so stream names never leak and the series
 //! count stays fixed): live streams and recordings, the upload queue (length, in flight,
 //! age of the oldest job, stored objects and bytes, retries), whether storage is
-//! reachable, and free space under the spool with the disk guard's level. Like
-//! `/healthz`, it needs no token: it carries counts, not data.
+//! reachable, free space under the spool with the disk guard's level and, in a cluster,
+//! this node's `stream/*` process group joins and leaves. Like `/healthz`, it needs no
+//! token: it carries counts, not data.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -147,6 +148,24 @@ async fn metrics(state: web::Data<ApiState>) -> HttpResponse {
             "gauge",
             "0 ok, 1 low (new recordings refused), 2 critical (recordings closed).",
             level,
+        );
+    }
+
+    if let Some(cluster) = &state.cluster {
+        let changes = cluster.stream_group_changes();
+        metric(
+            &mut out,
+            "recnode_cluster_stream_group_joins_total",
+            "counter",
+            "Times this node joined a stream/{name} process group (a stream went live here); each is one update to every peer.",
+            changes.joins(),
+        );
+        metric(
+            &mut out,
+            "recnode_cluster_stream_group_leaves_total",
+            "counter",
+            "Times this node left a stream/{name} process group (a stream ended here).",
+            changes.leaves(),
         );
     }
 
