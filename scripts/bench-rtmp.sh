@@ -15,7 +15,11 @@
 # bound fails), BENCH_RECNODE_BIN / BENCH_LOADGEN_BIN (prebuilt binaries: no build, for
 # comparing two builds; BENCH_LABEL describes them), BENCH_KEEP=1 (keep each level's
 # recordings; by default they are deleted once measured). A level whose recordings would
-# not fit on the disk (with 2 GB to spare) is skipped.
+# not fit on the disk (with 2 GB to spare) is skipped. BENCH_FS=loop runs both servers on
+# a fresh journaled ext4 in a loop-mounted image under BENCH_WORK (root needed) instead of
+# the machine's own filesystem: this machine's root is ext4 without a journal, where
+# creating a file scans past every inode freed in the last 1-5 minutes, so file churn
+# (and the benchmark's own deletes between levels) costs far more than on a journaled fs.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +38,7 @@ START_TS=$(date +%s)
 
 mkdir -p "$WORK" "$ROOT/bench"
 STARTED_PIDS=()
+LOOP_MNT=""
 cleanup() {
     for pid in "${STARTED_PIDS[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
@@ -42,6 +47,10 @@ cleanup() {
     for pid in "${STARTED_PIDS[@]}"; do
         kill -KILL "$pid" 2>/dev/null || true
     done
+    if [ -n "$LOOP_MNT" ]; then
+        umount "$LOOP_MNT" 2>/dev/null || umount -l "$LOOP_MNT" 2>/dev/null || true
+        rm -f "$LOOP_MNT.img"
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -76,6 +85,23 @@ else
     BUILD_NOTE="built from the work tree"
 fi
 CLK_TCK=$(getconf CLK_TCK)
+
+FS_NOTE="the machine's own filesystem under $WORK ($(df -PT "$WORK" | awk 'NR == 2 { print $2 }'))"
+if [ "${BENCH_FS:-}" = loop ]; then
+    LOOP_MNT=$WORK/fs
+    umount "$LOOP_MNT" 2>/dev/null || true
+    mkdir -p "$LOOP_MNT"
+    avail_gb=$(df -Pk "$WORK" | awk 'NR == 2 { printf "%d", $4 / 1048576 }')
+    size_gb=$(( avail_gb - 10 < 40 ? avail_gb - 10 : 40 ))
+    [ "$size_gb" -ge 5 ] || { log "not enough disk for a loop filesystem"; exit 1; }
+    log "making a fresh ${size_gb} GB journaled ext4 in $LOOP_MNT.img"
+    rm -f "$LOOP_MNT.img"
+    truncate -s "${size_gb}G" "$LOOP_MNT.img"
+    mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$LOOP_MNT.img"
+    mount -o loop "$LOOP_MNT.img" "$LOOP_MNT"
+    WORK=$LOOP_MNT
+    FS_NOTE="a fresh ${size_gb} GB ext4 with a journal, loop-mounted (BENCH_FS=loop)"
+fi
 
 # ---- helpers -------------------------------------------------------------------------
 # utime+stime of a process in seconds, from /proc/PID/stat.
@@ -311,6 +337,7 @@ done
     echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
     echo "- recnode $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD -- src actors media 2>/dev/null || echo ' (+ uncommitted changes)') ($BUILD_NOTE), nginx $(nginx -v 2>&1 | cut -d/ -f2) + libnginx-mod-rtmp"
     echo "- load: N publishers × ${DURATION} s of a 20 s 1920x1080 30 fps H264 (ultrafast, ~2.4 Mbps, GOP 60, 2 B-frames) + AAC 96k FLV looped, real-time pace, starts spread over 2 s; recnode-loadgen on one thread on the same machine"
+    echo "- storage: spool, storage root and nginx recordings all on $FS_NOTE"
     echo "- other load on the machine at start: ${FUZZ:-none seen} (niced); load average at start $LOAD_START (2 cores)"
     echo "- largest N with no frame lost and every segment in storage ≤ ${MAX_LAG_MS} ms after its last frame was sent: **$BEST** (levels given: ${LEVELS[*]})"
     echo "- largest N with no frame lost (lag not considered): **$NOLOSS**"

@@ -298,11 +298,11 @@ impl StateStore {
         let result = (|| {
             let tx = self.conn.transaction()?;
             {
-                let mut put = tx.prepare(
+                let mut put = tx.prepare_cached(
                     "INSERT OR REPLACE INTO uploads (id, seq, local, key, delete_after, enqueued_at_ms)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?;
-                let mut delete = tx.prepare("DELETE FROM uploads WHERE id = ?1")?;
+                let mut delete = tx.prepare_cached("DELETE FROM uploads WHERE id = ?1")?;
                 for op in ops {
                     match op {
                         UploadOp::Put(row) => {
@@ -365,9 +365,9 @@ impl StateStore {
             let mut rows = Vec::with_capacity(uploads.len());
             {
                 let mut find = tx
-                    .prepare("SELECT min(id), min(enqueued_at_ms) FROM uploads WHERE local = ?1")?;
-                let mut remove = tx.prepare("DELETE FROM uploads WHERE local = ?1")?;
-                let mut insert = tx.prepare(
+                    .prepare_cached("SELECT min(id), min(enqueued_at_ms) FROM uploads WHERE local = ?1")?;
+                let mut remove = tx.prepare_cached("DELETE FROM uploads WHERE local = ?1")?;
+                let mut insert = tx.prepare_cached(
                     "INSERT INTO uploads (id, seq, local, key, delete_after, enqueued_at_ms)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?;
