@@ -364,8 +364,9 @@ impl StateStore {
             let mut next = next_number(&tx)?;
             let mut rows = Vec::with_capacity(uploads.len());
             {
-                let mut find = tx
-                    .prepare_cached("SELECT min(id), min(enqueued_at_ms) FROM uploads WHERE local = ?1")?;
+                let mut find = tx.prepare_cached(
+                    "SELECT min(id), min(enqueued_at_ms) FROM uploads WHERE local = ?1",
+                )?;
                 let mut remove = tx.prepare_cached("DELETE FROM uploads WHERE local = ?1")?;
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO uploads (id, seq, local, key, delete_after, enqueued_at_ms)
