@@ -104,21 +104,7 @@ async fn a_recorder_that_keeps_failing_is_marked_failed_while_the_stream_goes_on
 
     // The stream goes on: it is still live and can be recorded again.
     assert!(node.list().await.iter().any(|s| s.stream == "flaky"));
-    let again = {
-        let stream = "flaky".to_string();
-        node.streams
-            .call(
-                |reply| StreamSupervisorMsg::StartRecording {
-                    stream,
-                    base_dir: None,
-                    reply,
-                },
-                Some(TIMEOUT),
-            )
-            .await
-            .unwrap()
-            .unwrap()
-    };
+    let again = node.start_recording("flaky", None).await;
     let again: Result<_, RecordError> = again;
     let again = again.unwrap();
     assert_ne!(again.record_dir, first.record_dir);

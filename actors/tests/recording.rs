@@ -11,27 +11,6 @@ fn source_counts() -> (u64, u64) {
     count_frames(source())
 }
 
-async fn start(
-    node: &Node,
-    stream: &str,
-    base_dir: Option<&str>,
-) -> Result<recnode_actors::stream::RecordingInfo, RecordError> {
-    let stream = stream.to_string();
-    let base_dir = base_dir.map(str::to_string);
-    node.streams
-        .call(
-            |reply| StreamSupervisorMsg::StartRecording {
-                stream,
-                base_dir,
-                reply,
-            },
-            Some(TIMEOUT),
-        )
-        .await
-        .unwrap()
-        .unwrap()
-}
-
 async fn stop(
     node: &Node,
     stream: &str,
@@ -126,7 +105,7 @@ async fn the_recording_api_starts_stops_reports_and_uses_base_dir_exactly() {
         })
     );
     assert_eq!(
-        start(&node, "show", None).await,
+        node.start_recording("show", None).await,
         Err(RecordError::NotFound {
             stream: "show".into()
         })
@@ -156,20 +135,21 @@ async fn the_recording_api_starts_stops_reports_and_uses_base_dir_exactly() {
     for bad in ["../escape", "/abs", "a//b", "a/./b", "a b"] {
         assert!(
             matches!(
-                start(&node, "show", Some(bad)).await,
+                node.start_recording("show", Some(bad)).await,
                 Err(RecordError::InvalidBaseDir { .. })
             ),
             "{bad}"
         );
     }
-    let info = start(&node, "show", Some("custom/1700000123"))
+    let info = node
+        .start_recording("show", Some("custom/1700000123"))
         .await
         .unwrap();
     assert_eq!(info.record_dir, "custom/1700000123");
     assert_eq!(info.record_id, "1700000123");
     assert_eq!(info.mpd_path, "custom/1700000123/manifest.mpd");
     assert_eq!(
-        start(&node, "show", None).await,
+        node.start_recording("show", None).await,
         Err(RecordError::AlreadyRecording {
             stream: "show".into()
         })
@@ -198,7 +178,7 @@ async fn the_recording_api_starts_stops_reports_and_uses_base_dir_exactly() {
             stream: "show".into()
         })
     );
-    let second = start(&node, "show", None).await.unwrap();
+    let second = node.start_recording("show", None).await.unwrap();
     assert!(second.record_dir.starts_with("show/"));
     assert_eq!(second.record_id.len(), 10);
     feed(&stream, &events[half..], |_| {}).await;

@@ -37,20 +37,7 @@ async fn the_supervisor_counts_live_streams_and_recordings_as_they_change() {
     let plain = node.publish("plain").await;
     wait_counts(&node, 2, 1).await;
 
-    let stream = "plain".to_string();
-    let started = node
-        .streams
-        .call(
-            |reply| StreamSupervisorMsg::StartRecording {
-                stream,
-                base_dir: None,
-                reply,
-            },
-            Some(TIMEOUT),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let started = node.start_recording("plain", None).await;
     assert!(started.is_ok(), "{started:?}");
     wait_counts(&node, 2, 2).await;
 

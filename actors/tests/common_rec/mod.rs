@@ -287,6 +287,28 @@ impl Node {
         ractor::call_t!(self.streams, StreamSupervisorMsg::ListStreams, 10_000).unwrap()
     }
 
+    /// `POST /api/record/{stream}`, with an optional `base_dir`.
+    pub async fn start_recording(
+        &self,
+        stream: &str,
+        base_dir: Option<&str>,
+    ) -> Result<recnode_actors::stream::RecordingInfo, RecordError> {
+        let stream = stream.to_string();
+        let base_dir = base_dir.map(str::to_string);
+        self.streams
+            .call(
+                |reply| StreamSupervisorMsg::StartRecording {
+                    stream,
+                    base_dir,
+                    reply,
+                },
+                Some(TIMEOUT),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
     /// `GET /api/record/{stream}`.
     pub async fn status(&self, stream: &str) -> Result<RecordingStatus, RecordError> {
         let stream = stream.to_string();
