@@ -36,6 +36,7 @@ mod endpoint_deliverer;
 pub mod events;
 mod filter;
 pub mod outbox;
+pub mod pipelined_client;
 pub mod signing;
 
 pub use config::{EndpointConfigError, EndpointSpec, HookFormat, HooksConfig};
@@ -50,6 +51,7 @@ pub use endpoint_deliverer::{
 };
 pub use filter::EventFilter;
 pub use outbox::{DeadLetter, Outbox, OutboxError, OutboxStats, StoredEvent};
+pub use pipelined_client::PipelinedClient;
 
 use std::time::Duration;
 
