@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::filter::EventFilter;
 use super::signing::WebhookSecret;
-use super::HookSettings;
+use super::{HookSettings, DEFAULT_PIPELINE_WINDOW, MAX_PIPELINE_WINDOW};
 
 /// The body format an endpoint receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -204,6 +204,9 @@ fn default_min_backoff_seconds() -> f64 {
 fn default_max_backoff_seconds() -> f64 {
     60.0
 }
+fn default_pipeline_window() -> usize {
+    DEFAULT_PIPELINE_WINDOW
+}
 
 /// The `[hooks]` config section.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -219,6 +222,9 @@ pub struct HooksConfig {
     pub min_backoff_seconds: f64,
     /// The longest retry delay (default 60 s).
     pub max_backoff_seconds: f64,
+    /// Requests in flight per endpoint connection, HTTP/1.1 pipelining (default 32; 1 to
+    /// 1024; 1 sends one at a time).
+    pub pipeline_window: usize,
     /// `[[hooks.endpoints]]`.
     pub endpoints: Vec<EndpointSpec>,
 }
@@ -231,6 +237,7 @@ impl Default for HooksConfig {
             request_timeout_seconds: default_request_timeout_seconds(),
             min_backoff_seconds: default_min_backoff_seconds(),
             max_backoff_seconds: default_max_backoff_seconds(),
+            pipeline_window: default_pipeline_window(),
             endpoints: Vec::new(),
         }
     }
@@ -267,6 +274,15 @@ impl HooksConfig {
         )?;
         let min_backoff = seconds("hooks.min_backoff_seconds", self.min_backoff_seconds)?;
         let max_backoff = seconds("hooks.max_backoff_seconds", self.max_backoff_seconds)?;
+        if !(1..=MAX_PIPELINE_WINDOW).contains(&self.pipeline_window) {
+            return Err(EndpointConfigError::new(
+                "hooks.pipeline_window",
+                format!(
+                    "must be 1 to {MAX_PIPELINE_WINDOW} requests, got {}",
+                    self.pipeline_window
+                ),
+            ));
+        }
         let mut ids = std::collections::BTreeSet::new();
         for (i, endpoint) in self.endpoints.iter().enumerate() {
             let prefix = format!("hooks.endpoints[{i}]");
@@ -291,6 +307,7 @@ impl HooksConfig {
             request_timeout,
             min_backoff,
             max_backoff: max_backoff.max(min_backoff),
+            pipeline_window: self.pipeline_window,
             endpoints: self.endpoints.clone(),
         })
     }
@@ -389,5 +406,20 @@ mod tests {
             bad_age.validate().unwrap_err().field,
             "hooks.max_age_seconds"
         );
+        for window in [0, MAX_PIPELINE_WINDOW + 1] {
+            let bad_window = HooksConfig {
+                pipeline_window: window,
+                ..HooksConfig::default()
+            };
+            assert_eq!(
+                bad_window.validate().unwrap_err().field,
+                "hooks.pipeline_window"
+            );
+        }
+        let one = HooksConfig {
+            pipeline_window: 1,
+            ..HooksConfig::default()
+        };
+        assert_eq!(one.settings(1, "a").unwrap().pipeline_window, 1);
     }
 }

@@ -1,8 +1,12 @@
-//! The `EndpointDeliverer`: delivers one endpoint's events, in `seq` order, one at a time.
+//! The `EndpointDeliverer`: delivers one endpoint's events, in `seq` order.
 //!
 //! It owns the endpoint's cursor (the last event it handled) and a small queue read from
-//! the outbox. The head of the queue is POSTed, signed per Standard Webhooks; the next
-//! event is sent only when the head is settled:
+//! the outbox. Events are POSTed in queue order, signed per Standard Webhooks, one request
+//! each. With [`HookSettings::pipeline_window`] above 1 they are pipelined on one
+//! keep-alive connection by a [`PipelinedClient`]: up to that many requests are written
+//! before the first response is read, and responses settle their events in order. With a
+//! window of 1 (or a proxy set in the environment, which reqwest honours) the next event
+//! is sent only when the head is settled, through reqwest. Either way, at the head:
 //! - 2xx: delivered; the cursor moves on and the outbox is told (`ack`, coalesced);
 //! - 410 Gone: the endpoint does not want events any more; the deliverer tells the
 //!   [`Connector`](super::Connector), which disables the endpoint and stops it;
@@ -11,14 +15,20 @@
 //!   `max_backoff`), until it is older than `max_age`; then it moves to the endpoint's
 //!   dead letters and the next event is tried.
 //!
+//! With pipelining, the events sent behind a failed one are sent again after it, in order
+//! and with the same `webhook-id`, even if the endpoint took them; the window restarts at
+//! one request after any failure (see [`PipelinedClient`]), so an outage is probed with
+//! the head alone.
+//!
 //! Dead letters marked for replay are delivered before new events, and are forgotten
 //! once delivered (or buried again after `max_age` more of failures).
 //!
 //! Events the endpoint's filter rejects are skipped (and acknowledged). The HTTP requests
-//! run in a spawned task that sends a run of up to [`SEND_RUN`] queued events one after
-//! another (acknowledging each as it succeeds) and reports back at the end of the run or
-//! at the first failure, so the mailbox stays responsive without a message per event;
-//! waiting for new events is a task on the outbox's commit signal.
+//! run in a spawned task that sends a run of up to [`SEND_RUN`] queued events
+//! (acknowledging them as they succeed) and reports back at the end of the run or at the
+//! first failure, so the mailbox stays responsive without a message per event; the
+//! pipelining client (and its connection) goes with the task and comes back with its
+//! report. Waiting for new events is a task on the outbox's commit signal.
 //!
 //! Supervision: spawned linked by the [`Connector`](super::Connector), which restarts it
 //! with backoff when it fails; it then resumes from the cursor stored in the outbox
@@ -31,12 +41,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster_derive::RactorMessage;
+use tracing::Instrument as _;
 
 use super::config::HookFormat;
 use super::connector::ConnectorMsg;
 use super::filter::EventFilter;
 use super::now_ms;
 use super::outbox::{ops, DeadLetter, Outbox, OutboxError, StoredEvent};
+use super::pipelined_client::{ClientOptions, OutgoingRequest, PipelinedClient, RunOutcome, Stop};
 use super::signing::{WebhookSecret, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use super::HookSettings;
 
@@ -44,6 +56,8 @@ use super::HookSettings;
 const READ_BATCH: usize = 512;
 /// How many events one sending task delivers, one after another, before reporting.
 const SEND_RUN: usize = 256;
+/// The `User-Agent` of hook requests.
+const USER_AGENT: &str = concat!("recnode/", env!("CARGO_PKG_VERSION"));
 
 /// The result of one delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +110,8 @@ pub enum EndpointDelivererMsg {
         delivered: usize,
         /// The outcome of the attempt that stopped the run.
         failure: Option<DeliveryOutcome>,
+        /// The pipelining client the run used, handed back.
+        client: Option<Box<PipelinedClient>>,
     },
     /// A backoff delay ended, or new events were committed (for the sleep with this
     /// number; a stale wake-up is ignored).
@@ -144,7 +160,10 @@ pub struct EndpointDelivererState {
     secret: WebhookSecret,
     format: HookFormat,
     filter: EventFilter,
+    /// One request at a time (a window of 1, or a proxy in the environment).
     client: reqwest::Client,
+    /// The pipelining client: `Some` when pipelining and no run has it.
+    pipelined: Option<Box<PipelinedClient>>,
     outbox: Outbox,
     settings: HookSettings,
     connector: ActorRef<ConnectorMsg>,
@@ -189,7 +208,68 @@ impl EndpointDelivererState {
     }
 }
 
-/// Builds the body for `format` and POSTs it, signed; classifies the answer.
+/// The body of `event` in `format`.
+fn body_for(format: HookFormat, event: &StoredEvent) -> Result<Bytes, String> {
+    match format {
+        HookFormat::Protobuf => Ok(event.body.clone()),
+        HookFormat::Json => match event.decode() {
+            Ok(decoded) => serde_json::to_vec(&decoded)
+                .map(Bytes::from)
+                .map_err(|e| format!("encoding JSON: {e}")),
+            Err(e) => Err(format!("stored event is corrupt: {e}")),
+        },
+    }
+}
+
+/// One signed request for `event`, for the pipelining client.
+fn request_for(
+    secret: &WebhookSecret,
+    format: HookFormat,
+    event: &StoredEvent,
+) -> Result<OutgoingRequest, String> {
+    let body = body_for(format, event)?;
+    let timestamp = now_ms() / 1000;
+    let signature = secret.sign(&event.id, timestamp, &body);
+    Ok(OutgoingRequest {
+        headers: vec![
+            ("content-type", format.content_type().to_string()),
+            (HEADER_ID, event.id.clone()),
+            (HEADER_TIMESTAMP, timestamp.to_string()),
+            (HEADER_SIGNATURE, signature),
+        ],
+        body,
+    })
+}
+
+/// What a pipelined run's stop means for the event it stopped at.
+fn outcome_of(stop: Stop) -> DeliveryOutcome {
+    match stop {
+        Stop::Status(410) => DeliveryOutcome::Gone(410),
+        Stop::Status(status) => match reqwest::StatusCode::from_u16(status) {
+            // The same text as reqwest's answers: "HTTP 503 Service Unavailable".
+            Ok(code) => DeliveryOutcome::Failed(format!("HTTP {code}")),
+            Err(_) => DeliveryOutcome::Failed(format!("HTTP {status}")),
+        },
+        Stop::Failed(e) => DeliveryOutcome::Failed(error_chain(&e)),
+    }
+}
+
+/// True when the environment names a proxy for `url`'s scheme. reqwest sends through it,
+/// the pipelining client cannot, so such endpoints keep one request at a time.
+fn proxy_in_env(url: &str) -> bool {
+    let https = reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "https");
+    let names: [&str; 4] = if https {
+        ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]
+    } else {
+        ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
+    };
+    names
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+}
+
+/// Builds the body for `format` and POSTs it, signed, through reqwest; classifies the
+/// answer.
 async fn attempt(
     client: reqwest::Client,
     url: String,
@@ -197,15 +277,9 @@ async fn attempt(
     format: HookFormat,
     event: StoredEvent,
 ) -> DeliveryOutcome {
-    let body: Bytes = match format {
-        HookFormat::Protobuf => event.body.clone(),
-        HookFormat::Json => match event.decode() {
-            Ok(decoded) => match serde_json::to_vec(&decoded) {
-                Ok(json) => Bytes::from(json),
-                Err(e) => return DeliveryOutcome::Failed(format!("encoding JSON: {e}")),
-            },
-            Err(e) => return DeliveryOutcome::Failed(format!("stored event is corrupt: {e}")),
-        },
+    let body = match body_for(format, &event) {
+        Ok(body) => body,
+        Err(e) => return DeliveryOutcome::Failed(e),
     };
     let timestamp = now_ms() / 1000;
     let signature = secret.sign(&event.id, timestamp, &body);
@@ -283,23 +357,57 @@ impl EndpointDeliverer {
             );
             let (outbox, id) = (state.outbox.clone(), state.id.clone());
             let me = myself.clone();
-            tokio::spawn(async move {
-                let mut delivered = 0;
-                let mut failure = None;
-                for (event, through) in run {
-                    let outcome =
-                        attempt(client.clone(), url.clone(), secret.clone(), format, event).await;
-                    if !matches!(outcome, DeliveryOutcome::Delivered(_)) {
-                        failure = Some(outcome);
-                        break;
+            let span = tracing::debug_span!("hook_run", endpoint = %id,
+                first_seq = run[0].0.seq, events = run.len());
+            if let Some(mut pipelined) = state.pipelined.take() {
+                tokio::spawn(
+                    async move {
+                        let RunOutcome { delivered, stop } = pipelined
+                            .run(
+                                run.len(),
+                                |i| request_for(&secret, format, &run[i].0),
+                                |settled| {
+                                    if let Some(through) = run[settled - 1].1 {
+                                        outbox.ack(&id, through);
+                                    }
+                                },
+                            )
+                            .await;
+                        let _ = me.send_message(EndpointDelivererMsg::Attempted {
+                            delivered,
+                            failure: stop.map(outcome_of),
+                            client: Some(pipelined),
+                        });
                     }
-                    delivered += 1;
-                    if let Some(through) = through {
-                        outbox.ack(&id, through);
+                    .instrument(span),
+                );
+                return;
+            }
+            tokio::spawn(
+                async move {
+                    let mut delivered = 0;
+                    let mut failure = None;
+                    for (event, through) in run {
+                        let outcome =
+                            attempt(client.clone(), url.clone(), secret.clone(), format, event)
+                                .await;
+                        if !matches!(outcome, DeliveryOutcome::Delivered(_)) {
+                            failure = Some(outcome);
+                            break;
+                        }
+                        delivered += 1;
+                        if let Some(through) = through {
+                            outbox.ack(&id, through);
+                        }
                     }
+                    let _ = me.send_message(EndpointDelivererMsg::Attempted {
+                        delivered,
+                        failure,
+                        client: None,
+                    });
                 }
-                let _ = me.send_message(EndpointDelivererMsg::Attempted { delivered, failure });
-            });
+                .instrument(span),
+            );
             return;
         }
         state.busy = Busy::Loading;
@@ -499,8 +607,24 @@ impl Actor for EndpointDeliverer {
             .timeout(args.settings.request_timeout)
             .connect_timeout(args.settings.request_timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("recnode/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .build()?;
+        let pipelined = if args.settings.pipeline_window <= 1 {
+            None
+        } else if proxy_in_env(&args.url) {
+            tracing::info!(endpoint = %args.id, url = %args.url,
+                "a proxy is set in the environment: hook requests go one at a time through it");
+            None
+        } else {
+            let options = ClientOptions {
+                window: args.settings.pipeline_window,
+                connect_timeout: args.settings.request_timeout,
+                response_timeout: args.settings.request_timeout,
+                user_agent: USER_AGENT.to_string(),
+                tls: None,
+            };
+            Some(Box::new(PipelinedClient::new(&args.url, options)?))
+        };
         let _ = myself.send_message(EndpointDelivererMsg::Pump);
         Ok(EndpointDelivererState {
             id: Arc::from(args.id),
@@ -509,6 +633,7 @@ impl Actor for EndpointDeliverer {
             format: args.format,
             filter,
             client,
+            pipelined,
             outbox: args.outbox,
             settings: args.settings,
             connector: args.connector,
@@ -547,7 +672,14 @@ impl Actor for EndpointDeliverer {
                 // it after a backoff.
                 return Err(format!("reading the outbox for endpoint {}: {e}", state.id).into());
             }
-            EndpointDelivererMsg::Attempted { delivered, failure } => {
+            EndpointDelivererMsg::Attempted {
+                delivered,
+                failure,
+                client,
+            } => {
+                if client.is_some() {
+                    state.pipelined = client;
+                }
                 Self::on_attempted(&myself, state, delivered, failure).await;
             }
             EndpointDelivererMsg::Wake(token) => {

@@ -15,15 +15,21 @@
 //! - **The [`Connector`]** actor (one per node) registers endpoints (from config and the
 //!   API, persisted) and supervises one **[`EndpointDeliverer`]** per enabled endpoint,
 //!   restarting a failed one with backoff (ractor's default of stopping is overridden).
-//! - **An [`EndpointDeliverer`]** sends its endpoint's events in `seq` order, one at a
-//!   time, signed per Standard Webhooks ([`signing`]), as protobuf or canonical proto3
-//!   JSON. A 2xx acknowledges, 410 Gone disables the endpoint, anything else retries the
-//!   head of the line with exponential backoff and jitter. An event that still fails
+//! - **An [`EndpointDeliverer`]** sends its endpoint's events in `seq` order, one request
+//!   each, signed per Standard Webhooks ([`signing`]), as protobuf or canonical proto3
+//!   JSON, pipelined on one keep-alive connection ([`pipelined_client`], up to
+//!   [`HookSettings::pipeline_window`] requests in flight). A 2xx acknowledges, 410 Gone
+//!   disables the endpoint, anything else retries the head of the line (and re-sends what
+//!   was behind it) with exponential backoff and jitter. An event that still fails
 //!   after [`HookSettings::max_age`] moves to the endpoint's dead letters, from where
 //!   [`ConnectorMsg::Replay`] sends it again.
 //!
 //! Guarantees: at least once (a redelivery keeps the event's `id`), in `seq` order per
-//! endpoint, retried for `max_age`, then kept as a dead letter.
+//! endpoint, retried for `max_age`, then kept as a dead letter. In order means: requests
+//! go out in `seq` order, and an event is sent again only together with every event after
+//! it, in order, so the last copy of each event a receiver takes comes in `seq` order.
+//! With pipelining, a receiver that refuses an event may already have taken some sent
+//! behind it; a window of 1 never sends an event before the one ahead is settled.
 //!
 //! Event types are the dotted names of [`recnode_proto::hook::v1::HookEvent::event_type`]
 //! (`record.started`); an endpoint's filter ([`EventFilter`]) lists names and
@@ -55,6 +61,11 @@ pub use pipelined_client::PipelinedClient;
 
 use std::time::Duration;
 
+/// The default [`HookSettings::pipeline_window`].
+pub const DEFAULT_PIPELINE_WINDOW: usize = 32;
+/// The largest [`HookSettings::pipeline_window`] accepted.
+pub const MAX_PIPELINE_WINDOW: usize = 1024;
+
 /// How the connector delivers and how long the outbox keeps events.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HookSettings {
@@ -73,6 +84,10 @@ pub struct HookSettings {
     pub min_backoff: Duration,
     /// The longest retry delay (default 60 s).
     pub max_backoff: Duration,
+    /// How many requests may be in flight to one endpoint on its connection (HTTP/1.1
+    /// pipelining, default [`DEFAULT_PIPELINE_WINDOW`]); 1 sends one request at a time
+    /// through reqwest, as before pipelining.
+    pub pipeline_window: usize,
     /// Endpoints from the config file (`[[hooks.endpoints]]`), validated.
     pub endpoints: Vec<EndpointSpec>,
 }
@@ -87,6 +102,7 @@ impl Default for HookSettings {
             request_timeout: Duration::from_secs(10),
             min_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(60),
+            pipeline_window: DEFAULT_PIPELINE_WINDOW,
             endpoints: Vec::new(),
         }
     }
