@@ -3,12 +3,17 @@
 //! a million events with compaction.
 //!
 //! ```text
-//! cargo run --release -p recnode-actors --example hooks_bench -- [EVENTS] [RATE] [FORMAT]
+//! cargo run --release -p recnode-actors --example hooks_bench -- [EVENTS] [RATE] [FORMAT] [WINDOW]
 //! ```
 //! - `EVENTS` (default 200000): events for the throughput run;
 //! - `RATE` (default 10000): events/s for the paced latency run;
 //! - `FORMAT` (default protobuf): the endpoint's body format, `protobuf` or `json`;
-//! - `HOOKS_BENCH_SKIP_1M=1` skips the million-event run.
+//! - `WINDOW` (default 32, the default `[hooks] pipeline_window`): requests in flight to
+//!   the endpoint; 1 sends one at a time;
+//! - `HOOKS_BENCH_SKIP_1M=1` skips the million-event run;
+//! - `HOOKS_BENCH_FLUSH_EACH=1` makes the receiver write each answer at once (one write
+//!   per answer, like Go's net/http or hyper by default) instead of writing the answers
+//!   to pipelined requests together.
 //!
 //! Runs, each on a fresh state store in a temporary directory:
 //! 1. **commit**: emits with no endpoint, awaiting each batch's commit (group commit);
@@ -28,7 +33,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use recnode_actors::hooks::events::RecordRef;
-use recnode_actors::hooks::{start_hooks, EndpointSpec, HookFormat, HookSettings, Hooks};
+use recnode_actors::hooks::{
+    start_hooks, EndpointSpec, HookFormat, HookSettings, Hooks, DEFAULT_PIPELINE_WINDOW,
+};
 use recnode_media::TrackKind;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -52,14 +59,22 @@ struct Arrivals {
     count: AtomicU64,
 }
 
-async fn start(dir: &std::path::Path, url: Option<String>, format: HookFormat) -> Hooks {
+/// The benchmark's knobs.
+#[derive(Debug, Clone, Copy)]
+struct Knobs {
+    format: HookFormat,
+    window: usize,
+    flush_each: bool,
+}
+
+async fn start(dir: &std::path::Path, url: Option<String>, knobs: Knobs) -> Hooks {
     let endpoints = url
         .map(|url| {
             vec![EndpointSpec {
                 id: Some("bench".into()),
                 url: Some(url),
                 secret: Some(SECRET.into()),
-                format,
+                format: knobs.format,
                 events: None,
             }]
         })
@@ -69,6 +84,7 @@ async fn start(dir: &std::path::Path, url: Option<String>, format: HookFormat) -
         node_alias: "bench".into(),
         min_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(100),
+        pipeline_window: knobs.window,
         endpoints,
         ..HookSettings::default()
     };
@@ -119,6 +135,27 @@ async fn emit_all(hooks: &Hooks, n: usize, rate: u64, base: Instant) -> Vec<u64>
     emitted
 }
 
+/// CPU seconds this process has used (user + system), from `/proc/self/stat` (Linux;
+/// 0 elsewhere): the machine may be shared, so CPU per event is reported next to the rate.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses): utime is the 14th field
+    // of the line, stime the 15th, in clock ticks (100 per second on Linux).
+    let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -136,10 +173,11 @@ async fn wait_arrivals(arrivals: &Arrivals, n: u64, timeout: Duration) {
 }
 
 /// One delivery run; prints throughput and latency.
-async fn delivery_run(label: &str, n: usize, rate: u64, format: HookFormat) {
+async fn delivery_run(label: &str, n: usize, rate: u64, knobs: Knobs) {
     let dir = tempfile::tempdir().unwrap();
     let receiver = hooks_receiver::Receiver::start(SECRET);
     receiver.keep_events(false);
+    receiver.flush_each_answer(knobs.flush_each);
     let arrivals = Arc::new(Arrivals {
         base: Instant::now(),
         at: (0..n + 2).map(|_| AtomicU64::new(0)).collect(),
@@ -155,12 +193,14 @@ async fn delivery_run(label: &str, n: usize, rate: u64, format: HookFormat) {
         }
         sink.count.fetch_add(1, Ordering::Relaxed);
     });
-    let hooks = start(dir.path(), Some(receiver.url("/bench")), format).await;
+    let hooks = start(dir.path(), Some(receiver.url("/bench")), knobs).await;
     let t0 = Instant::now();
+    let cpu0 = cpu_seconds();
     let emitted = emit_all(&hooks, n, rate, arrivals.base).await;
     let emit_secs = t0.elapsed().as_secs_f64();
     wait_arrivals(&arrivals, n as u64, Duration::from_secs(600)).await;
     let total_secs = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
     let mut latencies: Vec<u64> = (1..=n)
         .map(|seq| {
             arrivals.at[seq]
@@ -170,13 +210,22 @@ async fn delivery_run(label: &str, n: usize, rate: u64, format: HookFormat) {
         .collect();
     latencies.sort_unstable();
     println!(
-        "{label}: {n} events ({format:?}), emitted at {:.0}/s, delivered at {:.0}/s; \
-         emit→receipt latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "{label}: {n} events ({:?}, window {}{}), emitted at {:.0}/s, delivered at {:.0}/s; \
+         emit→receipt latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; \
+         CPU {cpu:.1} s ({:.1} µs/event, receiver included)",
+        knobs.format,
+        knobs.window,
+        if knobs.flush_each {
+            ", receiver flushing each answer"
+        } else {
+            ""
+        },
         n as f64 / emit_secs,
         n as f64 / total_secs,
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99),
         percentile(&latencies, 1.0),
+        cpu * 1e6 / n as f64,
     );
     hooks.stop().await;
 }
@@ -190,11 +239,20 @@ async fn main() {
         Some("json") => HookFormat::Json,
         _ => HookFormat::Protobuf,
     };
+    let window: usize = args
+        .get(3)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(DEFAULT_PIPELINE_WINDOW);
+    let knobs = Knobs {
+        format,
+        window,
+        flush_each: std::env::var_os("HOOKS_BENCH_FLUSH_EACH").is_some(),
+    };
 
     // 1. Commits alone.
     {
         let dir = tempfile::tempdir().unwrap();
-        let hooks = start(dir.path(), None, format).await;
+        let hooks = start(dir.path(), None, knobs).await;
         let t0 = Instant::now();
         emit_all(&hooks, n, 0, Instant::now()).await;
         let secs = t0.elapsed().as_secs_f64();
@@ -206,9 +264,9 @@ async fn main() {
     }
 
     // 2 and 3. Deliveries.
-    delivery_run("throughput", n, 0, format).await;
+    delivery_run("throughput", n, 0, knobs).await;
     let paced = (rate as usize * 10).min(n);
-    delivery_run(&format!("paced {rate}/s"), paced, rate, format).await;
+    delivery_run(&format!("paced {rate}/s"), paced, rate, knobs).await;
 
     // 4. A million events through an endpoint, then the outbox after compaction.
     if std::env::var_os("HOOKS_BENCH_SKIP_1M").is_none() {
@@ -216,12 +274,13 @@ async fn main() {
         let dir = tempfile::tempdir().unwrap();
         let receiver = hooks_receiver::Receiver::start(SECRET);
         receiver.keep_events(false);
+        receiver.flush_each_answer(knobs.flush_each);
         let count = Arc::new(AtomicU64::new(0));
         let sink = count.clone();
         receiver.on_event(move |_, _| {
             sink.fetch_add(1, Ordering::Relaxed);
         });
-        let hooks = start(dir.path(), Some(receiver.url("/bench")), format).await;
+        let hooks = start(dir.path(), Some(receiver.url("/bench")), knobs).await;
         let t0 = Instant::now();
         let mut peak = recnode_actors::hooks::OutboxStats::default();
         let rec = record();

@@ -1,5 +1,5 @@
-//! A real hook receiver for tests: an HTTP/1.1 server on loopback (keep-alive, one
-//! thread per connection) that verifies every request's signature, decodes protobuf or
+//! A real hook receiver for tests: an HTTP/1.1 server on loopback (keep-alive and
+//! pipelining, one thread per connection) that verifies every request's signature, decodes protobuf or
 //! canonical proto3 JSON bodies by `Content-Type`, answers the status the test sets, and
 //! records what it saw.
 //!
@@ -56,6 +56,8 @@ struct Shared {
     stop: AtomicBool,
     /// Record decoded events (off for the benchmark's hot path, which only counts).
     keep: AtomicBool,
+    /// Write each answer as soon as it is made, even with pipelined requests waiting.
+    flush_each: AtomicBool,
     /// Called with (seq, arrival) for every accepted request.
     on_event: Mutex<Option<OnEvent>>,
 }
@@ -84,6 +86,7 @@ impl Receiver {
             seen: Mutex::new(Seen::default()),
             stop: AtomicBool::new(false),
             keep: AtomicBool::new(true),
+            flush_each: AtomicBool::new(false),
             on_event: Mutex::new(None),
         });
         let accept = shared.clone();
@@ -113,6 +116,13 @@ impl Receiver {
     /// Stops keeping decoded events (the benchmark counts through `on_event`).
     pub fn keep_events(&self, keep: bool) {
         self.shared.keep.store(keep, Ordering::SeqCst);
+    }
+
+    /// Writes each answer at once, one write per answer, like servers that flush every
+    /// response (Go's net/http, hyper by default); by default, answers to pipelined
+    /// requests go out together once every request read so far is answered.
+    pub fn flush_each_answer(&self, each: bool) {
+        self.shared.flush_each.store(each, Ordering::SeqCst);
     }
 
     /// Calls `f(seq, arrival)` for every accepted event.
@@ -277,9 +287,12 @@ fn decode(request: &Request) -> Result<(HookEvent, &'static str), String> {
 
 fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
-    let Ok(mut writer) = stream.try_clone() else {
+    let Ok(writer) = stream.try_clone() else {
         return;
     };
+    // Answers to pipelined requests go out together, once the requests read so far are
+    // answered, unless `flush_each_answer` is set.
+    let mut writer = std::io::BufWriter::new(writer);
     let mut reader = BufReader::new(stream);
     while let Some(request) = read_request(&mut reader) {
         let at = Instant::now();
@@ -318,6 +331,10 @@ fn serve(stream: TcpStream, shared: Arc<Shared>) {
         };
         let response = format!("HTTP/1.1 {answer} X\r\nContent-Length: 0\r\n\r\n");
         if writer.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+        let flush = reader.buffer().is_empty() || shared.flush_each.load(Ordering::Relaxed);
+        if flush && writer.flush().is_err() {
             return;
         }
     }
