@@ -56,6 +56,9 @@ use super::HookSettings;
 const READ_BATCH: usize = 512;
 /// How many events one sending task delivers, one after another, before reporting.
 const SEND_RUN: usize = 256;
+/// How many delivered events a pipelined run acknowledges at once (a kill -9 repeats at
+/// most this many, plus what the outbox had not committed).
+const ACK_EVERY: usize = 64;
 /// The `User-Agent` of hook requests.
 const USER_AGENT: &str = concat!("recnode/", env!("CARGO_PKG_VERSION"));
 
@@ -362,17 +365,29 @@ impl EndpointDeliverer {
             if let Some(mut pipelined) = state.pipelined.take() {
                 tokio::spawn(
                     async move {
+                        // Acks go to the outbox's writer every ACK_EVERY events and at the
+                        // end of the run, not at every read of answers.
+                        let ack = |settled: usize| {
+                            if let Some(through) = run[settled - 1].1 {
+                                outbox.ack(&id, through);
+                            }
+                        };
+                        let mut acked = 0;
                         let RunOutcome { delivered, stop } = pipelined
                             .run(
                                 run.len(),
                                 |i| request_for(&secret, format, &run[i].0),
                                 |settled| {
-                                    if let Some(through) = run[settled - 1].1 {
-                                        outbox.ack(&id, through);
+                                    if settled - acked >= ACK_EVERY {
+                                        ack(settled);
+                                        acked = settled;
                                     }
                                 },
                             )
                             .await;
+                        if delivered > acked {
+                            ack(delivered);
+                        }
                         let _ = me.send_message(EndpointDelivererMsg::Attempted {
                             delivered,
                             failure: stop.map(outcome_of),

@@ -574,7 +574,11 @@ impl PipelinedClient {
             loop {
                 let window = self.window();
                 let idle = in_flight == 0;
-                while in_flight < window && next < count && unprepared.is_none() {
+                // Refill in batches of a quarter window (or what is left), so one write
+                // carries several requests even when answers come one at a time.
+                let batch = (window / 4).max(1).min(count - next);
+                let refill = window - in_flight >= batch;
+                while refill && in_flight < window && next < count && unprepared.is_none() {
                     let encoded = prepare(next)
                         .map_err(TransportError::Request)
                         .and_then(|request| self.target.encode(&request, &mut self.wbuf));
