@@ -693,12 +693,14 @@ fn commit_batch(
                     cursor.acked = cursor.acked.max(seq);
                 }
             }
+            // Published before the emitters hear back, so a caller whose emit resolved
+            // sees its event in `last_seq` (and `wait_delivered` waits for it).
+            state.committed.send_replace(state.next_seq - 1);
             for (emit, assigned) in emits.drain(..).zip(assigned) {
                 if let Some(reply) = emit.reply {
                     let _ = reply.send(Ok(assigned));
                 }
             }
-            state.committed.send_replace(state.next_seq - 1);
         }
         Err(e) => {
             tracing::error!(path = %path.display(), events = emits.len(), "hook outbox commit failed: {e}");
