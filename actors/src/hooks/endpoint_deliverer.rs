@@ -476,10 +476,13 @@ impl EndpointDeliverer {
                     replay_at_ms: dead.replay_at_ms,
                 }));
             }
-            Loaded::Events(rows) if rows.is_empty() => {
+            // A replay asked for while this read ran goes first; sleeping until the next
+            // commit would leave it waiting for an event that may never come.
+            Loaded::Events(rows) if rows.is_empty() && !state.replay_pending => {
                 Self::watch(myself, state);
                 return;
             }
+            Loaded::Events(rows) if rows.is_empty() => {}
             Loaded::Events(rows) => {
                 let before = state.cursor;
                 for event in rows {
