@@ -20,8 +20,9 @@
 //!
 //! The window opens like TCP's slow start: it starts at one request and grows by one per
 //! 2xx up to [`ClientOptions::window`]; any failure shuts it back to one. So a server that
-//! is down or refusing is probed with one request at a time, and a run that starts after
-//! an outage cannot have requests behind a refused one.
+//! is down or refusing is probed with one request at a time, and while it keeps refusing
+//! no request waits behind the refused one. The window is refilled once a quarter of it
+//! is free, so one write carries several requests even when answers come one at a time.
 //!
 //! A server that closes the connection after its first response (or answers HTTP/1.0) is
 //! sent one request at a time; pipelining resumes if a later connection carries two
