@@ -125,6 +125,21 @@ fn invalid_rule(update: &pb::AutoRecordRuleUpdate) -> Option<String> {
         .map(|e| e.to_string())
 }
 
+/// Replaces `path` with `text`: written and fsynced under a temporary name, renamed over
+/// it, and the directory fsynced, so a crash leaves the old file or the new one.
+fn write_durably(path: &std::path::Path, text: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("json.tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(text)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 impl SettingsState {
     fn snapshot(&self) -> pb::SettingsSnapshot {
         pb::SettingsSnapshot {
@@ -133,15 +148,21 @@ impl SettingsState {
         }
     }
 
-    fn save(&self) {
-        let write = || -> std::io::Result<()> {
-            let text =
-                serde_json::to_vec_pretty(&self.snapshot()).map_err(std::io::Error::other)?;
-            let tmp = self.path.with_extension("json.tmp");
-            std::fs::write(&tmp, text)?;
-            std::fs::rename(&tmp, &self.path)
+    /// Persists the settings, off the async loop (the store's next message waits for it,
+    /// so files are written in order and a change is on disk before it is answered).
+    async fn save(&self) {
+        let path = self.path.clone();
+        let text = match serde_json::to_vec_pretty(&self.snapshot()) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::error!(path = %path.display(), "cannot encode cluster settings: {e}");
+                return;
+            }
         };
-        if let Err(e) = write() {
+        let written = tokio::task::spawn_blocking(move || write_durably(&path, &text))
+            .await
+            .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
+        if let Err(e) = written {
             tracing::error!(path = %self.path.display(), "cannot persist cluster settings: {e}");
         }
     }
@@ -164,20 +185,20 @@ impl SettingsState {
     }
 
     /// Stores a rule change if it is newer; true when stored.
-    fn offer_rule(&mut self, update: pb::AutoRecordRuleUpdate) -> bool {
+    async fn offer_rule(&mut self, update: pb::AutoRecordRuleUpdate) -> bool {
         let accept = self
             .rules
             .get(&update.id)
             .is_none_or(|old| newer((update.version, &update.writer), (old.version, &old.writer)));
         if accept {
             self.rules.insert(update.id.clone(), update);
-            self.save();
+            self.save().await;
             self.push_rules();
         }
         accept
     }
 
-    fn write_rule(&mut self, write: RuleWrite) -> Result<RuleWritten, RuleWriteError> {
+    async fn write_rule(&mut self, write: RuleWrite) -> Result<RuleWritten, RuleWriteError> {
         let old = self.rules.get(&write.id);
         let existed = old.is_some_and(|r| !r.deleted);
         if write.pattern.is_none() && !existed {
@@ -192,7 +213,7 @@ impl SettingsState {
         };
         // Newer than what is stored by construction (its version is past it).
         self.rules.insert(update.id.clone(), update.clone());
-        self.save();
+        self.save().await;
         self.push_rules();
         Ok(RuleWritten {
             update,
@@ -259,7 +280,7 @@ impl Actor for SettingsStore {
                     });
                 if accept {
                     state.endpoints.insert(update.id.clone(), update);
-                    state.save();
+                    state.save().await;
                 }
                 let _ = reply.send(accept);
             }
@@ -270,12 +291,12 @@ impl Actor for SettingsStore {
                             "auto-record rule from a peer refused: {why}");
                         false
                     }
-                    None => state.offer_rule(update),
+                    None => state.offer_rule(update).await,
                 };
                 let _ = reply.send(accept);
             }
             SettingsMsg::WriteRule(write, reply) => {
-                let _ = reply.send(state.write_rule(write));
+                let _ = reply.send(state.write_rule(write).await);
             }
             SettingsMsg::Rules(reply) => {
                 let _ = reply.send(state.live_rules());
